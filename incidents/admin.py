@@ -1,0 +1,278 @@
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count, Q
+from django.http import HttpResponseNotAllowed
+from django.shortcuts import get_object_or_404, redirect
+from django.urls import path, reverse
+from django.utils.html import format_html, format_html_join
+
+from incidents import lifecycle
+from incidents.models import SLA, EscalationPolicy, Incident, Priority, Service, Tag, Team
+
+admin.site.site_header = "Tocsin"
+admin.site.site_title = "Tocsin"
+admin.site.index_title = "Incident response"
+
+TOCSIN_MEDIA = {"css": {"all": ["tocsin/admin.css"]}, "js": ["tocsin/admin.js"]}
+
+
+def status_badge(status: str, label: str):
+    return format_html('<span class="tocsin-badge tocsin-badge--{}">{}</span>', status, label)
+
+
+@admin.register(Team)
+class TeamAdmin(admin.ModelAdmin):
+    list_display = ["name", "service_count", "member_count"]
+    search_fields = ["name", "description"]
+    filter_horizontal = ["members"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(
+            services_total=Count("services", distinct=True),
+            members_total=Count("members", distinct=True),
+        )
+
+    @admin.display(description="Services", ordering="services_total")
+    def service_count(self, team):
+        return team.services_total
+
+    @admin.display(description="Members", ordering="members_total")
+    def member_count(self, team):
+        return team.members_total
+
+
+@admin.register(Service)
+class ServiceAdmin(admin.ModelAdmin):
+    list_display = ["name", "team", "open_incidents", "integration_count"]
+    list_filter = ["team"]
+    search_fields = ["name", "description"]
+    filter_horizontal = ["destinations"]
+    autocomplete_fields = ["team"]
+
+    def get_queryset(self, request):
+        return (
+            super().get_queryset(request)
+            .select_related("team")
+            .annotate(
+                open_total=Count(
+                    "incidents", filter=~Q(incidents__status=Incident.Status.RESOLVED),
+                    distinct=True,
+                ),
+                integrations_total=Count("integrations", distinct=True),
+            )
+        )
+
+    @admin.display(description="Open incidents", ordering="open_total")
+    def open_incidents(self, service):
+        if not service.open_total:
+            return 0
+        url = reverse("admin:incidents_incident_changelist")
+        return format_html(
+            '<a href="{}?service__id__exact={}&status__in=triggered,acknowledged">{}</a>',
+            url, service.pk, service.open_total,
+        )
+
+    @admin.display(description="Integrations", ordering="integrations_total")
+    def integration_count(self, service):
+        return service.integrations_total
+
+
+class OpenFilter(admin.SimpleListFilter):
+    title = "open or closed"
+    parameter_name = "open"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "Open"), ("no", "Resolved")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "yes":
+            return queryset.exclude(status=Incident.Status.RESOLVED)
+        if self.value() == "no":
+            return queryset.filter(status=Incident.Status.RESOLVED)
+        return queryset
+
+
+@admin.register(Incident)
+class IncidentAdmin(admin.ModelAdmin):
+    list_display = [
+        "number_label", "title", "status_label", "urgency", "service", "entity_id",
+        "alert_count", "drill_label", "created_at",
+    ]
+    list_display_links = ["number_label", "title"]
+    list_filter = [OpenFilter, "status", "urgency", "service", "drill", "created_at"]
+    search_fields = ["title", "summary", "entity_id", "unique_id", "=number"]
+    date_hierarchy = "created_at"
+    actions = ["acknowledge_selected", "resolve_selected"]
+    list_per_page = 50
+    change_form_template = "admin/incidents/incident/change_form.html"
+    fieldsets = [
+        (None, {"fields": ["title", "summary", "status_label", "service", "entity_id"]}),
+        ("Classification", {"fields": [
+            "urgency", "severity", "priority", "sla", "escalation_policy", "tags", "labels",
+            "room_prefix", "drill",
+        ]}),
+        ("Times", {"fields": ["created_at", "acknowledged_at", "resolved_at", "unique_id"]}),
+        ("Timeline", {"fields": ["timeline_html"]}),
+    ]
+    readonly_fields = [
+        "status_label", "service", "entity_id", "drill", "created_at", "acknowledged_at",
+        "resolved_at", "unique_id", "timeline_html",
+    ]
+    filter_horizontal = ["tags"]
+
+    class Media:
+        css = TOCSIN_MEDIA["css"]
+        js = TOCSIN_MEDIA["js"]
+
+    def get_queryset(self, request):
+        return (
+            super().get_queryset(request)
+            .select_related("service")
+            .annotate(alerts_total=Count("alerts"))
+        )
+
+    def has_add_permission(self, request):
+        # Incidents are opened by alerts (or the API); a form here would skip grouping.
+        return False
+
+    def has_acknowledge_permission(self, request):
+        return request.user.has_perm("incidents.acknowledge_incident")
+
+    def has_resolve_permission(self, request):
+        return request.user.has_perm("incidents.resolve_incident")
+
+    def has_comment_permission(self, request):
+        return request.user.has_perm("incidents.comment_incident")
+
+    @admin.display(description="#", ordering="number")
+    def number_label(self, incident):
+        return f"#{incident.number}"
+
+    @admin.display(description="Status", ordering="status")
+    def status_label(self, incident):
+        return status_badge(incident.status, incident.get_status_display())
+
+    @admin.display(description="Drill", boolean=True, ordering="drill")
+    def drill_label(self, incident):
+        return incident.drill
+
+    @admin.display(description="Alerts", ordering="alerts_total")
+    def alert_count(self, incident):
+        return incident.alerts_total
+
+    @admin.display(description="Timeline")
+    def timeline_html(self, incident):
+        entries = incident.timeline.select_related("actor")
+        if not entries:
+            return "No entries yet."
+        rows = format_html_join(
+            "", '<li class="tocsin-timeline__item tocsin-timeline__item--{}">'
+            '<time>{}</time> <strong>{}</strong> {}</li>',
+            (
+                (e.kind, e.created_at.strftime("%Y-%m-%d %H:%M:%S %Z"), e.get_kind_display(),
+                 e.message)
+                for e in entries
+            ),
+        )
+        return format_html('<ol class="tocsin-timeline">{}</ol>', rows)
+
+    def _change_selected(self, request, queryset, change, verb):
+        changed = sum(1 for incident in queryset if change(incident, actor=request.user))
+        skipped = queryset.count() - changed
+        self.message_user(request, f"{changed} incident(s) {verb}.", messages.SUCCESS)
+        if skipped:
+            self.message_user(
+                request, f"{skipped} incident(s) were already {verb} or resolved.",
+                messages.WARNING,
+            )
+
+    @admin.action(description="Acknowledge selected incidents", permissions=["acknowledge"])
+    def acknowledge_selected(self, request, queryset):
+        self._change_selected(request, queryset, lifecycle.acknowledge, "acknowledged")
+
+    @admin.action(description="Resolve selected incidents", permissions=["resolve"])
+    def resolve_selected(self, request, queryset):
+        self._change_selected(request, queryset, lifecycle.resolve, "resolved")
+
+    def get_urls(self):
+        view = self.admin_site.admin_view
+        return [
+            path("<int:pk>/acknowledge/", view(self.acknowledge_view),
+                 name="incidents_incident_acknowledge"),
+            path("<int:pk>/resolve/", view(self.resolve_view), name="incidents_incident_resolve"),
+            path("<int:pk>/note/", view(self.note_view), name="incidents_incident_note"),
+        ] + super().get_urls()
+
+    def _change_one(self, request, pk, allowed, change, verb):
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if not allowed:
+            raise PermissionDenied
+        incident = get_object_or_404(Incident, pk=pk)
+        if change(incident, actor=request.user):
+            self.message_user(request, f"Incident #{incident.number} {verb}.", messages.SUCCESS)
+        else:
+            self.message_user(
+                request, f"Incident #{incident.number} is already {incident.status}.",
+                messages.WARNING,
+            )
+        return redirect("admin:incidents_incident_change", pk)
+
+    def acknowledge_view(self, request, pk):
+        return self._change_one(
+            request, pk, self.has_acknowledge_permission(request), lifecycle.acknowledge,
+            "acknowledged",
+        )
+
+    def resolve_view(self, request, pk):
+        return self._change_one(
+            request, pk, self.has_resolve_permission(request), lifecycle.resolve, "resolved"
+        )
+
+    def note_view(self, request, pk):
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if not self.has_comment_permission(request):
+            raise PermissionDenied
+        incident = get_object_or_404(Incident, pk=pk)
+        text = request.POST.get("text", "").strip()
+        if text:
+            lifecycle.add_note(incident, text, actor=request.user)
+            self.message_user(request, "Note added.", messages.SUCCESS)
+        else:
+            self.message_user(request, "A note needs some text.", messages.ERROR)
+        return redirect("admin:incidents_incident_change", pk)
+
+    def render_change_form(self, request, context, *args, obj=None, **kwargs):
+        context.update(
+            can_acknowledge=bool(obj) and obj.status == Incident.Status.TRIGGERED
+            and self.has_acknowledge_permission(request),
+            can_resolve=bool(obj) and obj.is_open and self.has_resolve_permission(request),
+            can_comment=bool(obj) and self.has_comment_permission(request),
+        )
+        return super().render_change_form(request, context, *args, obj=obj, **kwargs)
+
+
+@admin.register(Priority)
+class PriorityAdmin(admin.ModelAdmin):
+    list_display = ["name", "color", "description"]
+    search_fields = ["name"]
+
+
+@admin.register(SLA)
+class SLAAdmin(admin.ModelAdmin):
+    list_display = ["name", "acknowledge_within_minutes", "resolve_within_minutes"]
+    search_fields = ["name"]
+
+
+@admin.register(Tag)
+class TagAdmin(admin.ModelAdmin):
+    list_display = ["name", "color"]
+    search_fields = ["name"]
+
+
+@admin.register(EscalationPolicy)
+class EscalationPolicyAdmin(admin.ModelAdmin):
+    list_display = ["name", "team"]
+    list_filter = ["team"]
+    search_fields = ["name"]

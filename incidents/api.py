@@ -1,0 +1,128 @@
+from django.db.models import Count
+from django_filters import rest_framework as filters
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from incidents import lifecycle
+from incidents.models import Incident, Service, Team, TimelineEntry
+
+
+class TeamSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Team
+        fields = ["id", "name", "description", "members", "created_at"]
+        extra_kwargs = {"members": {"required": False}}
+
+
+class ServiceSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Service
+        fields = [
+            "id", "name", "description", "team", "destinations", "escalation_policy",
+            "created_at",
+        ]
+        extra_kwargs = {"destinations": {"required": False}}
+
+
+class TimelineEntrySerializer(serializers.ModelSerializer):
+    actor = serializers.StringRelatedField()
+
+    class Meta:
+        model = TimelineEntry
+        fields = ["id", "kind", "message", "actor", "data", "created_at"]
+
+
+class IncidentSerializer(serializers.ModelSerializer):
+    alert_count = serializers.IntegerField(read_only=True)
+
+    class Meta:
+        model = Incident
+        fields = [
+            "id", "number", "unique_id", "title", "summary", "status", "urgency", "severity",
+            "priority", "sla", "escalation_policy", "tags", "entity_id", "drill", "labels",
+            "room_prefix", "alert_count", "service", "created_at", "acknowledged_at",
+            "resolved_at",
+        ]
+        # State changes go through the acknowledge/resolve actions so that they are
+        # recorded on the timeline and sent to destinations.
+        read_only_fields = [
+            "number", "unique_id", "status", "entity_id", "drill", "service", "created_at",
+            "acknowledged_at", "resolved_at",
+        ]
+
+
+class NoteSerializer(serializers.Serializer):
+    text = serializers.CharField(max_length=10_000)
+
+
+class IncidentFilter(filters.FilterSet):
+    status = filters.MultipleChoiceFilter(choices=Incident.Status.choices)
+    created_after = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+
+    class Meta:
+        model = Incident
+        fields = ["service", "status", "entity_id", "drill", "urgency"]
+
+
+class TeamViewSet(viewsets.ModelViewSet):
+    queryset = Team.objects.prefetch_related("members")
+    serializer_class = TeamSerializer
+    filterset_fields = ["name"]
+
+
+class ServiceViewSet(viewsets.ModelViewSet):
+    queryset = Service.objects.prefetch_related("destinations")
+    serializer_class = ServiceSerializer
+    filterset_fields = ["team", "name"]
+
+
+class IncidentViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.UpdateModelMixin,
+    viewsets.GenericViewSet,
+):
+    serializer_class = IncidentSerializer
+    filterset_class = IncidentFilter
+    action_permissions = {
+        "acknowledge": ["incidents.acknowledge_incident"],
+        "resolve": ["incidents.resolve_incident"],
+        "notes": ["incidents.comment_incident"],
+        "timeline": ["incidents.view_incident"],
+    }
+
+    def get_queryset(self):
+        return Incident.objects.annotate(alert_count=Count("alerts")).prefetch_related("tags")
+
+    def _state_change(self, request, change):
+        incident = self.get_object()
+        if not change(incident, actor=request.user):
+            return Response(
+                {"detail": f"Incident #{incident.number} is already {incident.status}."},
+                status=status.HTTP_409_CONFLICT,
+            )
+        return Response(IncidentSerializer(self.get_queryset().get(pk=incident.pk)).data)
+
+    @action(detail=True, methods=["post"], serializer_class=serializers.Serializer)
+    def acknowledge(self, request, pk=None):
+        return self._state_change(request, lifecycle.acknowledge)
+
+    @action(detail=True, methods=["post"], serializer_class=serializers.Serializer)
+    def resolve(self, request, pk=None):
+        return self._state_change(request, lifecycle.resolve)
+
+    @action(detail=True, methods=["post"], serializer_class=NoteSerializer)
+    def notes(self, request, pk=None):
+        incident = self.get_object()
+        note = NoteSerializer(data=request.data)
+        note.is_valid(raise_exception=True)
+        entry = lifecycle.add_note(incident, note.validated_data["text"], actor=request.user)
+        return Response(TimelineEntrySerializer(entry).data, status=status.HTTP_201_CREATED)
+
+    @action(detail=True, methods=["get"], serializer_class=TimelineEntrySerializer)
+    def timeline(self, request, pk=None):
+        incident = self.get_object()
+        entries = incident.timeline.select_related("actor")
+        return Response(TimelineEntrySerializer(entries, many=True).data)

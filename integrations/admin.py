@@ -1,0 +1,169 @@
+from django.contrib import admin, messages
+from django.urls import reverse
+from django.utils.html import format_html
+
+from integrations import queue, samples
+from integrations.models import Alert, InboundEvent, Integration
+
+TOCSIN_CSS = ["tocsin/admin.css"]
+TOCSIN_JS = ["tocsin/admin.js"]
+
+
+def badge(value: str, label: str):
+    return format_html('<span class="tocsin-badge tocsin-badge--{}">{}</span>', value, label)
+
+
+def copyable(element_id: str, text: str, *, block: bool = False):
+    """Text with a Copy button next to it (static/tocsin/admin.js does the copying)."""
+    if block:
+        shown = format_html('<pre id="{}">{}</pre>', element_id, text)
+    else:
+        shown = format_html('<code id="{}">{}</code>', element_id, text)
+    return format_html(
+        '<div class="tocsin-copy">{}<button type="button" class="button" '
+        'data-copy-target="{}">Copy</button></div>',
+        shown, element_id,
+    )
+
+
+@admin.register(Integration)
+class IntegrationAdmin(admin.ModelAdmin):
+    list_display = ["name", "kind", "service", "status_label", "created_at"]
+    list_filter = ["kind", "status", "service"]
+    search_fields = ["name", "description", "service__name"]
+    autocomplete_fields = ["service"]
+    actions = ["enable_selected", "disable_selected"]
+
+    class Media:
+        css = {"all": TOCSIN_CSS}
+        js = TOCSIN_JS
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("service")
+
+    def get_fieldsets(self, request, obj=None):
+        main = ["name", "kind", "service", "status", "description", "integration_url", "tags",
+                "create_incidents_for"]
+        if obj is None:
+            return [(None, {"fields": main})]
+        return [
+            (None, {"fields": main}),
+            ("Sending alerts here", {"fields": ["endpoint", "sample", "curl"]}),
+        ]
+
+    def get_readonly_fields(self, request, obj=None):
+        readonly = ["endpoint", "sample", "curl"]
+        if obj is not None:
+            readonly.append("kind")
+            if not obj.has_endpoint:
+                # Nothing can reach it yet, so there is nothing to enable or disable.
+                readonly.append("status")
+        return readonly
+
+    @admin.display(description="Status", ordering="status")
+    def status_label(self, integration):
+        return badge(integration.status, integration.get_status_display())
+
+    @admin.display(description="Address")
+    def endpoint(self, integration):
+        if integration.kind == Integration.Kind.GENERIC:
+            return copyable("tocsin-webhook-url", integration.webhook_url)
+        if integration.kind == Integration.Kind.EMAIL:
+            return copyable("tocsin-email-address", integration.email_address)
+        return "Create a token for this integration to get its URL and Authorization header."
+
+    @admin.display(description="Sample")
+    def sample(self, integration):
+        return copyable("tocsin-sample", samples.sample_payload(integration), block=True)
+
+    @admin.display(description="Try it with curl")
+    def curl(self, integration):
+        example = samples.curl_example(integration)
+        return copyable("tocsin-curl", example, block=True) if example else "-"
+
+    def _set_status(self, request, queryset, status):
+        # Integrations that nobody can reach yet keep their status (see get_readonly_fields).
+        reachable = [i.pk for i in queryset if i.has_endpoint]
+        count = Integration.objects.filter(pk__in=reachable).update(status=status)
+        self.message_user(request, f"{count} integration(s) {status}.", messages.SUCCESS)
+
+    @admin.action(description="Enable selected integrations", permissions=["change"])
+    def enable_selected(self, request, queryset):
+        self._set_status(request, queryset, Integration.Status.ENABLED)
+
+    @admin.action(description="Disable selected integrations", permissions=["change"])
+    def disable_selected(self, request, queryset):
+        self._set_status(request, queryset, Integration.Status.DISABLED)
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Records written by the system: browsable, never edited by hand."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in self.model._meta.fields] + list(self.readonly_fields)
+
+
+@admin.register(InboundEvent)
+class InboundEventAdmin(ReadOnlyAdmin):
+    list_display = ["trace_id", "integration", "source", "status_label", "received_at",
+                    "error_excerpt"]
+    list_filter = ["status", "source", "integration"]
+    search_fields = ["=trace_id", "error"]
+    date_hierarchy = "received_at"
+    actions = ["reprocess_selected"]
+    readonly_fields = ["body_text"]
+    exclude = ["body"]
+
+    class Media:
+        css = {"all": TOCSIN_CSS}
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("integration").defer("body")
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f for f in super().get_readonly_fields(request, obj) if f != "body"]
+
+    @admin.display(description="Status", ordering="status")
+    def status_label(self, event):
+        return badge(event.status, event.get_status_display())
+
+    @admin.display(description="Error")
+    def error_excerpt(self, event):
+        return event.error[:120]
+
+    @admin.display(description="Body")
+    def body_text(self, event):
+        return format_html("<pre>{}</pre>", event.body_text)
+
+    @admin.action(description="Reprocess selected failed events", permissions=["change"])
+    def reprocess_selected(self, request, queryset):
+        requeued = sum(1 for event in queryset if queue.requeue(event))
+        self.message_user(request, f"{requeued} event(s) queued again.", messages.SUCCESS)
+        skipped = queryset.count() - requeued
+        if skipped:
+            self.message_user(
+                request, f"{skipped} event(s) skipped: only failed events are reprocessed.",
+                messages.WARNING,
+            )
+
+
+@admin.register(Alert)
+class AlertAdmin(ReadOnlyAdmin):
+    list_display = ["message", "alert_type", "integration", "incident_link", "entity_id",
+                    "suppressed", "created_at"]
+    list_filter = ["alert_type", "suppressed", "integration"]
+    search_fields = ["message", "summary", "entity_id"]
+    date_hierarchy = "created_at"
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("integration", "incident")
+
+    @admin.display(description="Incident", ordering="incident__number")
+    def incident_link(self, alert):
+        if alert.incident is None:
+            return "-"
+        url = reverse("admin:incidents_incident_change", args=[alert.incident_id])
+        return format_html('<a href="{}">#{}</a>', url, alert.incident.number)

@@ -1,0 +1,93 @@
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from integrations import queue
+from integrations.models import INCIDENT_OPENING_TYPES, Alert, InboundEvent, Integration
+
+
+class IntegrationSerializer(serializers.ModelSerializer):
+    webhook_url = serializers.CharField(read_only=True)
+    email_address = serializers.CharField(read_only=True)
+    create_incidents_for = serializers.ListField(
+        child=serializers.ChoiceField(choices=INCIDENT_OPENING_TYPES), required=False
+    )
+    tags = serializers.ListField(
+        child=serializers.CharField(max_length=100), required=False
+    )
+
+    class Meta:
+        model = Integration
+        fields = [
+            "id", "name", "kind", "service", "status", "description", "integration_url",
+            "tags", "create_incidents_for", "webhook_url", "email_address", "created_at",
+        ]
+
+    def validate_kind(self, kind):
+        if self.instance is not None and kind != self.instance.kind:
+            raise serializers.ValidationError("The kind of an existing integration cannot change.")
+        return kind
+
+    def validate_status(self, new_status):
+        instance = self.instance
+        if instance is not None and new_status != instance.status and not instance.has_endpoint:
+            raise serializers.ValidationError(
+                "Status can be changed only once the integration has a token."
+            )
+        return new_status
+
+    def validate_create_incidents_for(self, types):
+        return list(dict.fromkeys(types))
+
+
+class AlertSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Alert
+        fields = [
+            "id", "integration", "incident", "inbound_event", "alert_type", "message",
+            "summary", "entity_id", "suppressed", "opened_incident", "payload", "urls",
+            "extra", "created_at",
+        ]
+
+
+class InboundEventSerializer(serializers.ModelSerializer):
+    body = serializers.CharField(source="body_text", read_only=True)
+
+    class Meta:
+        model = InboundEvent
+        fields = [
+            "id", "trace_id", "integration", "source", "status", "error", "attempts",
+            "received_at", "processed_at", "headers", "query", "body",
+        ]
+
+
+class IntegrationViewSet(viewsets.ModelViewSet):
+    queryset = Integration.objects.select_related("service")
+    serializer_class = IntegrationSerializer
+    filterset_fields = ["service", "kind", "status"]
+
+
+class AlertViewSet(viewsets.ReadOnlyModelViewSet):
+    queryset = Alert.objects.all()
+    serializer_class = AlertSerializer
+    filterset_fields = ["integration", "incident", "alert_type", "entity_id", "suppressed"]
+
+
+class InboundEventViewSet(
+    mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
+):
+    queryset = InboundEvent.objects.all()
+    serializer_class = InboundEventSerializer
+    filterset_fields = ["integration", "status", "source"]
+    action_permissions = {"reprocess": ["integrations.change_inboundevent"]}
+
+    @action(detail=True, methods=["post"], serializer_class=serializers.Serializer)
+    def reprocess(self, request, pk=None):
+        event = self.get_object()
+        if not queue.requeue(event):
+            return Response(
+                {"detail": f"Only failed events can be reprocessed; this one is {event.status}."},
+                status=status.HTTP_409_CONFLICT,
+            )
+        event.refresh_from_db()
+        return Response(InboundEventSerializer(event).data, status=status.HTTP_202_ACCEPTED)

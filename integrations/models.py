@@ -1,0 +1,208 @@
+import hashlib
+import secrets
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+from incidents.models import Incident, Service
+
+
+def new_integration_key() -> str:
+    """An unguessable URL-safe key: 32 random bytes, 256 bits."""
+    return secrets.token_urlsafe(32)
+
+
+def new_email_local_part() -> str:
+    # Lower-case hex survives mail systems that fold the case of local parts.
+    return "alert-" + secrets.token_hex(16)
+
+
+def default_create_incidents_for() -> list[str]:
+    return ["critical"]
+
+
+class AlertType(models.TextChoices):
+    CRITICAL = "critical", "Critical"
+    ACKNOWLEDGED = "acknowledged", "Acknowledged"
+    RESOLVED = "resolved", "Resolved"
+    ERROR = "error", "Error"
+    WARNING = "warning", "Warning"
+    INFO = "info", "Info"
+
+
+# The alert types that may open an incident, depending on create_incidents_for.
+INCIDENT_OPENING_TYPES = [AlertType.CRITICAL, AlertType.ERROR, AlertType.WARNING]
+
+
+class Integration(models.Model):
+    class Kind(models.TextChoices):
+        GENERIC = "generic", "Generic JSON webhook"
+        INCOMING_WEBHOOK = "incoming_webhook", "Incoming webhook (bearer token)"
+        EMAIL = "email", "Email"
+
+    class Status(models.TextChoices):
+        ENABLED = "enabled", "Enabled"
+        DISABLED = "disabled", "Disabled"
+
+    name = models.CharField(max_length=200)
+    kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.GENERIC)
+    service = models.ForeignKey(Service, on_delete=models.PROTECT, related_name="integrations")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.ENABLED)
+    description = models.TextField(blank=True)
+    integration_url = models.URLField(
+        blank=True, help_text="Home page of the sending tool (for responders' reference)."
+    )
+    tags = models.JSONField(default=list, blank=True)
+    create_incidents_for = models.JSONField(
+        default=default_create_incidents_for,
+        blank=True,
+        help_text="Alert types that open incidents: any of critical, error, warning.",
+    )
+    key = models.CharField(max_length=64, unique=True, default=new_integration_key, editable=False)
+    email_local_part = models.CharField(max_length=64, blank=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["email_local_part"],
+                condition=~models.Q(email_local_part=""),
+                name="email_address_unique",
+            )
+        ]
+
+    def __str__(self):
+        return self.name
+
+    def save(self, *args, **kwargs):
+        if self.kind == self.Kind.EMAIL and not self.email_local_part:
+            self.email_local_part = new_email_local_part()
+        super().save(*args, **kwargs)
+
+    @property
+    def is_enabled(self) -> bool:
+        return self.status == self.Status.ENABLED
+
+    @property
+    def webhook_url(self) -> str | None:
+        if self.kind != self.Kind.GENERIC:
+            return None
+        return f"{settings.TOCSIN_PUBLIC_URL}/api/events/{self.key}/"
+
+    @property
+    def email_address(self) -> str | None:
+        if self.kind != self.Kind.EMAIL or not self.email_local_part:
+            return None
+        return f"{self.email_local_part}@{settings.TOCSIN_INBOUND_EMAIL_DOMAIN}"
+
+    @property
+    def has_endpoint(self) -> bool:
+        """Whether senders can reach it yet: status can only be edited once they can."""
+        if self.pk is None:
+            return False
+        if self.kind == self.Kind.INCOMING_WEBHOOK:
+            return self.tokens.filter(revoked_at__isnull=True).exists()
+        return True
+
+
+def hash_token(plaintext: str) -> str:
+    # Tokens carry 256 random bits, so a fast hash is enough: there is nothing to brute-force.
+    return hashlib.sha256(plaintext.encode()).hexdigest()
+
+
+class IntegrationToken(models.Model):
+    """A bearer token of an incoming-webhook integration. Only its hash is stored."""
+
+    integration = models.ForeignKey(Integration, on_delete=models.CASCADE, related_name="tokens")
+    name = models.CharField(max_length=200)
+    prefix = models.CharField(max_length=12, editable=False)
+    token_hash = models.CharField(max_length=64, unique=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return f"{self.name} ({self.prefix}…)"
+
+    @classmethod
+    def issue(cls, integration: Integration, name: str) -> tuple["IntegrationToken", str]:
+        """Create a token; the plaintext is returned once and never stored."""
+        plaintext = "tcs_" + secrets.token_urlsafe(32)
+        token = cls.objects.create(
+            integration=integration, name=name,
+            prefix=plaintext[:10], token_hash=hash_token(plaintext),
+        )
+        return token, plaintext
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
+
+
+class InboundEvent(models.Model):
+    """Every request that reaches an ingest endpoint, stored before it is processed."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        COMPLETED = "completed", "Completed"
+        FAILED = "failed", "Failed"
+        REJECTED = "rejected", "Rejected"
+
+    trace_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    integration = models.ForeignKey(
+        Integration, null=True, blank=True, on_delete=models.SET_NULL, related_name="events"
+    )
+    source = models.CharField(max_length=50, help_text="Which endpoint received it.")
+    body = models.BinaryField()
+    headers = models.JSONField(default=dict, blank=True)
+    query = models.JSONField(default=dict, blank=True)
+    received_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    error = models.TextField(blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    processed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-received_at"]
+        indexes = [models.Index(fields=["status", "received_at"])]
+
+    def __str__(self):
+        return str(self.trace_id)
+
+    @property
+    def body_text(self) -> str:
+        return bytes(self.body).decode("utf-8", errors="replace")
+
+
+class Alert(models.Model):
+    integration = models.ForeignKey(Integration, on_delete=models.CASCADE, related_name="alerts")
+    inbound_event = models.OneToOneField(
+        InboundEvent, null=True, blank=True, on_delete=models.SET_NULL, related_name="alert"
+    )
+    incident = models.ForeignKey(
+        Incident, null=True, blank=True, on_delete=models.SET_NULL, related_name="alerts"
+    )
+    alert_type = models.CharField(max_length=20, choices=AlertType.choices, default=AlertType.INFO)
+    message = models.CharField(max_length=500)
+    summary = models.TextField(blank=True)
+    entity_id = models.CharField(max_length=255)
+    suppressed = models.BooleanField(default=False)
+    opened_incident = models.BooleanField(default=False)
+    payload = models.JSONField(default=dict, blank=True)
+    urls = models.JSONField(default=list, blank=True)
+    extra = models.JSONField(
+        default=dict, blank=True,
+        help_text="Other fields of the alert (stakeholders, comms, requested ids, warnings).",
+    )
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return f"{self.get_alert_type_display()}: {self.message[:60]}"

@@ -1,0 +1,1 @@
+# Portal notification settings and records arrive with the notifications feature.

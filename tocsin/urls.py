@@ -1,0 +1,26 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView
+from rest_framework.routers import DefaultRouter
+
+from incidents.api import IncidentViewSet, ServiceViewSet, TeamViewSet
+from integrations.api import AlertViewSet, InboundEventViewSet, IntegrationViewSet
+from tocsin import views
+
+router = DefaultRouter()
+router.register("teams", TeamViewSet, basename="team")
+router.register("services", ServiceViewSet, basename="service")
+router.register("integrations", IntegrationViewSet, basename="integration")
+router.register("incidents", IncidentViewSet, basename="incident")
+router.register("alerts", AlertViewSet, basename="alert")
+router.register("inbound-events", InboundEventViewSet, basename="inboundevent")
+
+urlpatterns = [
+    path("healthz", views.healthz, name="healthz"),
+    path("api/v1/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/v1/", include(router.urls)),
+    path("admin/", admin.site.urls),
+]
+
+handler404 = "tocsin.views.not_found"
+handler500 = "tocsin.views.server_error"
