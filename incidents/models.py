@@ -108,6 +108,9 @@ class IncidentCounter(models.Model):
 
     last_number = models.PositiveBigIntegerField(default=0)
 
+    def __str__(self):
+        return f"last incident number {self.last_number}"
+
 
 class Incident(models.Model):
     class Status(models.TextChoices):

@@ -1,4 +1,5 @@
 from django.contrib import admin, messages
+from django.db import models
 from django.urls import reverse
 from django.utils.html import format_html
 
@@ -33,6 +34,8 @@ class IntegrationAdmin(admin.ModelAdmin):
     search_fields = ["name", "description", "service__name"]
     autocomplete_fields = ["service"]
     actions = ["enable_selected", "disable_selected"]
+    # A home page typed without a scheme is taken as https (Django 6's default).
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
 
     class Media:
         css = {"all": TOCSIN_CSS}

@@ -48,7 +48,7 @@ def env_list(name: str, default: list[str]) -> list[str]:
 
 
 def database_from_url(url: str, *, base_dir: Path, conn_max_age: int) -> dict:
-    """Turn ``sqlite:///path`` or ``postgres://user:pass@host:port/name`` into DATABASES["default"]."""
+    """DATABASES["default"] from ``sqlite:///path`` or ``postgres://user:pass@host:port/name``."""
     parts = urlsplit(url)
     options = dict(parse_qsl(parts.query))
     if parts.scheme == "sqlite":

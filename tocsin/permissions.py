@@ -20,5 +20,6 @@ class GroupModelPermissions(DjangoModelPermissions):
         action = getattr(view, "action", None)
         if action in action_permissions:
             user = request.user
-            return bool(user and user.is_authenticated and user.has_perms(action_permissions[action]))
+            allowed = user.is_authenticated and user.has_perms(action_permissions[action])
+            return bool(allowed)
         return super().has_permission(request, view)
