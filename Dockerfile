@@ -1,0 +1,23 @@
+# One image for both roles:
+#   docker run IMAGE            web: migrations, then gunicorn on $PORT (8000)
+#   docker run IMAGE worker     the django-q2 task cluster
+# Configure with environment variables (see README.md): DATABASE_URL, REDIS_URL, SECRET_KEY, …
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1
+
+WORKDIR /app
+COPY pyproject.toml README.md ./
+RUN pip install .
+COPY . .
+RUN SECRET_KEY=collectstatic-only python manage.py collectstatic --noinput \
+    && useradd --system --home /app tocsin \
+    && mkdir -p /app/data && chown tocsin /app/data
+
+USER tocsin
+ENV DATABASE_URL=sqlite:////app/data/tocsin.sqlite3
+EXPOSE 8000
+ENTRYPOINT ["scripts/entrypoint"]
+CMD ["web"]
