@@ -18,6 +18,10 @@ def new_email_local_part() -> str:
     return "alert-" + secrets.token_hex(16)
 
 
+def default_rate_limit() -> int:
+    return settings.TOCSIN_DEFAULT_RATE_LIMIT_PER_MINUTE
+
+
 def default_create_incidents_for() -> list[str]:
     return ["critical"]
 
@@ -58,6 +62,10 @@ class Integration(models.Model):
         default=default_create_incidents_for,
         blank=True,
         help_text="Alert types that open incidents: any of critical, error, warning.",
+    )
+    rate_limit_per_minute = models.PositiveIntegerField(
+        default=default_rate_limit,
+        help_text="Requests accepted per minute before answering 429; 0 means no limit.",
     )
     key = models.CharField(max_length=64, unique=True, default=new_integration_key, editable=False)
     email_local_part = models.CharField(max_length=64, blank=True, editable=False)
@@ -165,6 +173,9 @@ class InboundEvent(models.Model):
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
     error = models.TextField(blank=True)
     attempts = models.PositiveIntegerField(default=0)
+    enqueued_at = models.DateTimeField(
+        null=True, blank=True, help_text="When it was last handed to the task queue."
+    )
     processed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
@@ -206,3 +217,22 @@ class Alert(models.Model):
 
     def __str__(self):
         return f"{self.get_alert_type_display()}: {self.message[:60]}"
+
+
+class RateLimitCounter(models.Model):
+    """Hits per key in one fixed time window, shared by every web process via the database.
+
+    Used when there is no Redis; Django's database cache cannot increment atomically.
+    """
+
+    scope = models.CharField(max_length=100)
+    slot = models.BigIntegerField(help_text="Start of the window, in periods since the epoch.")
+    hits = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["scope", "slot"], name="ratelimit_scope_slot")
+        ]
+
+    def __str__(self):
+        return f"{self.scope}@{self.slot}: {self.hits}"

@@ -3,6 +3,7 @@
 import logging
 
 from django.db import transaction
+from django.utils import timezone
 from django_q.tasks import async_task
 
 from integrations.models import InboundEvent
@@ -26,7 +27,7 @@ def requeue(event: InboundEvent) -> bool:
     with transaction.atomic():
         changed = InboundEvent.objects.filter(
             pk=event.pk, status=InboundEvent.Status.FAILED
-        ).update(status=InboundEvent.Status.QUEUED, error="")
+        ).update(status=InboundEvent.Status.QUEUED, error="", enqueued_at=timezone.now())
         if changed:
             transaction.on_commit(lambda: enqueue(event))
     return bool(changed)

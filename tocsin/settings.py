@@ -16,6 +16,15 @@ TOCSIN_PUBLIC_URL = env_str("TOCSIN_PUBLIC_URL", "http://localhost:8000").rstrip
 TOCSIN_INBOUND_EMAIL_DOMAIN = env_str("TOCSIN_INBOUND_EMAIL_DOMAIN", "alerts.localhost")
 TOCSIN_ALLOW_PRIVATE_DESTINATIONS = env_bool("TOCSIN_ALLOW_PRIVATE_DESTINATIONS", False)
 
+# Ingest: body size limit, default per-integration rate limit, how long inbound events
+# (and so trace ids) are kept, and when a still-queued event is handed to the queue again.
+TOCSIN_MAX_BODY_BYTES = env_int("TOCSIN_MAX_BODY_BYTES", 1024 * 1024)
+TOCSIN_DEFAULT_RATE_LIMIT_PER_MINUTE = env_int("TOCSIN_DEFAULT_RATE_LIMIT_PER_MINUTE", 600)
+TOCSIN_EVENT_RETENTION_DAYS = env_int("TOCSIN_EVENT_RETENTION_DAYS", 7)
+TOCSIN_REQUEUE_AFTER_SECONDS = env_int("TOCSIN_REQUEUE_AFTER_SECONDS", 300)
+# Ingest views read the body themselves and answer 413 past TOCSIN_MAX_BODY_BYTES.
+DATA_UPLOAD_MAX_MEMORY_SIZE = None
+
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",

@@ -4,6 +4,7 @@ from drf_spectacular.views import SpectacularAPIView
 from rest_framework.routers import DefaultRouter
 
 from incidents.api import IncidentViewSet, ServiceViewSet, TeamViewSet
+from integrations import views as ingest
 from integrations.api import AlertViewSet, InboundEventViewSet, IntegrationViewSet
 from tocsin import views
 
@@ -17,6 +18,8 @@ router.register("inbound-events", InboundEventViewSet, basename="inboundevent")
 
 urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
+    path("api/events/<str:key>/", ingest.generic_event, name="generic-event"),
+    path("api/alert/status/<uuid:trace_id>/", ingest.alert_status, name="alert-status"),
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/v1/", include(router.urls)),
     path("admin/", admin.site.urls),

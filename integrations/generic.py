@@ -1,0 +1,146 @@
+"""The generic JSON webhook's payload (PRODUCT.md §3.1): validation and normalisation.
+
+The view validates synchronously so the sender gets a 400 naming every problem; the
+processing task parses the stored body again with the same function.
+"""
+
+import json
+import uuid
+from dataclasses import dataclass, field
+
+from integrations.models import AlertType
+
+ALERT_TYPES = set(AlertType.values)
+
+
+class InvalidPayload(Exception):
+    def __init__(self, errors: dict[str, str]):
+        super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
+        self.errors = errors
+
+
+@dataclass
+class AlertFields:
+    message: str
+    summary: str = ""
+    alert_type: str = AlertType.INFO
+    suppressed: bool = False
+    entity_id: str = ""
+    payload: dict = field(default_factory=dict)
+    urls: list = field(default_factory=list)
+    # Ids as sent; resolved (or ignored) when the alert is processed.
+    sla: object = None
+    escalation_policy: object = None
+    priority: object = None
+    tags: list = field(default_factory=list)
+    stakeholders: dict = field(default_factory=dict)
+    stakeholders_comms: dict = field(default_factory=dict)
+
+    def ensure_entity_id(self) -> None:
+        if not self.entity_id:
+            self.entity_id = uuid.uuid4().hex
+
+
+def _is_text(value) -> bool:
+    return isinstance(value, str)
+
+
+def _check_urls(urls, errors):
+    if not isinstance(urls, list):
+        errors["urls"] = "must be a list of {link_url, link_text} objects"
+        return
+    for index, item in enumerate(urls):
+        if not isinstance(item, dict) or not _is_text(item.get("link_url")):
+            errors["urls"] = f"item {index} must be an object with a link_url string"
+            return
+        if "link_text" in item and not _is_text(item["link_text"]):
+            errors["urls"] = f"item {index}: link_text must be a string"
+            return
+
+
+def _check_object_of_lists(name, value, keys, errors):
+    if not isinstance(value, dict):
+        errors[name] = f"must be an object with {', '.join(keys)}"
+        return
+    for key in keys:
+        if key in value and not isinstance(value[key], list):
+            errors[name] = f"{key} must be a list"
+            return
+
+
+def parse_body(body: bytes) -> dict:
+    try:
+        data = json.loads(body)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise InvalidPayload({"body": f"not valid JSON ({exc})"}) from None
+    if not isinstance(data, dict):
+        raise InvalidPayload({"body": f"must be a JSON object, not {type(data).__name__}"})
+    return data
+
+
+def validate(data: dict) -> AlertFields:
+    """Check every field and return them all at once, or raise with every problem found."""
+    errors: dict[str, str] = {}
+    message = data.get("message")
+    if message is None or (_is_text(message) and not message.strip()):
+        errors["message"] = "is required"
+    elif not _is_text(message):
+        errors["message"] = "must be a string"
+
+    summary = data.get("summary", "")
+    if summary is not None and not _is_text(summary):
+        errors["summary"] = "must be a string"
+
+    alert_type = data.get("alert_type", AlertType.INFO)
+    if not _is_text(alert_type) or alert_type.lower() not in ALERT_TYPES:
+        errors["alert_type"] = f"must be one of {', '.join(sorted(ALERT_TYPES))}"
+
+    suppressed = data.get("suppressed", False)
+    if not isinstance(suppressed, bool):
+        errors["suppressed"] = "must be true or false"
+
+    entity_id = data.get("entity_id")
+    if entity_id is not None and (
+        isinstance(entity_id, bool) or not isinstance(entity_id, str | int | float)
+    ):
+        errors["entity_id"] = "must be a string or a number"
+
+    payload = data.get("payload", {})
+    if payload is not None and not isinstance(payload, dict):
+        errors["payload"] = "must be an object"
+
+    if "urls" in data and data["urls"] is not None:
+        _check_urls(data["urls"], errors)
+
+    tags = data.get("tags", [])
+    if tags is not None and not isinstance(tags, list):
+        errors["tags"] = "must be a list of tag ids"
+
+    if data.get("stakeholders") is not None:
+        _check_object_of_lists(
+            "stakeholders", data["stakeholders"], ["users", "teams", "emails"], errors
+        )
+    comms = data.get("stakeholders_comms")
+    if comms is not None and not isinstance(comms, dict):
+        errors["stakeholders_comms"] = "must be an object with subject, body, timezone"
+
+    if errors:
+        raise InvalidPayload(errors)
+
+    if isinstance(entity_id, float) and entity_id.is_integer():
+        entity_id = int(entity_id)
+    return AlertFields(
+        message=message.strip()[:500],
+        summary=summary or "",
+        alert_type=alert_type.lower(),
+        suppressed=suppressed,
+        entity_id="" if entity_id is None else str(entity_id)[:255],
+        payload=payload or {},
+        urls=data.get("urls") or [],
+        sla=data.get("sla"),
+        escalation_policy=data.get("escalation_policy"),
+        priority=data.get("priority"),
+        tags=tags or [],
+        stakeholders=data.get("stakeholders") or {},
+        stakeholders_comms=comms or {},
+    )

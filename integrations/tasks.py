@@ -1,0 +1,42 @@
+"""Periodic jobs, run by django-q2 schedules (created in migration 0003_schedules)."""
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.db.models import Q
+from django.utils import timezone
+
+from integrations import queue, ratelimit
+from integrations.models import InboundEvent
+
+SWEEP_BATCH = 1000
+
+
+def requeue_stale_events() -> int:
+    """Hand events that have waited too long to the queue again.
+
+    Covers a broker that refused the task, a Redis broker that lost it, or a worker killed
+    while holding it. Processing locks and re-checks the event, so a duplicate is harmless.
+    """
+    cutoff = timezone.now() - timedelta(seconds=settings.TOCSIN_REQUEUE_AFTER_SECONDS)
+    stale = InboundEvent.objects.filter(status=InboundEvent.Status.QUEUED).filter(
+        Q(enqueued_at__lt=cutoff) | Q(enqueued_at__isnull=True)
+    )
+    events = list(stale.only("pk", "trace_id").order_by("received_at")[:SWEEP_BATCH])
+    InboundEvent.objects.filter(pk__in=[e.pk for e in events]).update(
+        enqueued_at=timezone.now()
+    )
+    for event in events:
+        queue.enqueue(event)
+    return len(events)
+
+
+def prune_inbound_events() -> int:
+    """Delete processed events past the retention period. Failed ones wait for a person."""
+    cutoff = timezone.now() - timedelta(days=settings.TOCSIN_EVENT_RETENTION_DAYS)
+    deleted, _ = InboundEvent.objects.filter(
+        received_at__lt=cutoff,
+        status__in=[InboundEvent.Status.COMPLETED, InboundEvent.Status.REJECTED],
+    ).delete()
+    ratelimit.prune_old_windows()
+    return deleted

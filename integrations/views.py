@@ -1,0 +1,106 @@
+"""Ingest endpoints. Each one answers fast: it checks, stores the request as an inbound
+event, hands it to the task queue and returns a trace id."""
+
+from django.conf import settings
+from django.db import transaction
+from django.http import JsonResponse
+from django.utils import timezone
+from django.views.decorators.csrf import csrf_exempt
+
+from integrations import generic, queue, ratelimit
+from integrations.models import InboundEvent, Integration
+
+KEPT_HEADERS = ["Content-Type", "User-Agent", "X-Forwarded-For", "X-Request-Id"]
+
+
+def error(status: int, message: str, **extra) -> JsonResponse:
+    return JsonResponse({"message": message, **extra}, status=status)
+
+
+def read_body(request, limit: int) -> bytes | None:
+    """The request body, or None when it is over the limit (checked before reading)."""
+    declared = request.META.get("CONTENT_LENGTH") or ""
+    if declared.isdigit() and int(declared) > limit:
+        return None
+    body = request.read(limit + 1)
+    return None if len(body) > limit else body
+
+
+def store_event(request, integration, source: str, body: bytes, **fields) -> InboundEvent:
+    headers = {name: request.headers[name] for name in KEPT_HEADERS if name in request.headers}
+    headers["Remote-Addr"] = request.META.get("REMOTE_ADDR", "")
+    with transaction.atomic():
+        event = InboundEvent.objects.create(
+            integration=integration, source=source, body=body, headers=headers,
+            query=request.GET.dict(), enqueued_at=timezone.now(), **fields,
+        )
+        if event.status == InboundEvent.Status.QUEUED:
+            transaction.on_commit(lambda: queue.enqueue(event))
+    return event
+
+
+def over_rate_limit(integration: Integration) -> JsonResponse | None:
+    wait = ratelimit.retry_after(f"integration:{integration.pk}", integration.rate_limit_per_minute)
+    if wait is None:
+        return None
+    response = error(
+        429, f"Rate limit of {integration.rate_limit_per_minute} requests per minute exceeded",
+        retry_after=wait,
+    )
+    response["Retry-After"] = str(wait)
+    return response
+
+
+@csrf_exempt
+def generic_event(request, key):
+    if request.method != "POST":
+        response = error(405, "Use POST")
+        response["Allow"] = "POST"
+        return response
+    integration = (
+        Integration.objects.filter(key=key, kind=Integration.Kind.GENERIC)
+        .select_related("service").first()
+    )
+    if integration is None or not integration.is_enabled:
+        return error(404, "No enabled integration has this key")
+    body = read_body(request, settings.TOCSIN_MAX_BODY_BYTES)
+    if body is None:
+        return error(413, f"Body is larger than {settings.TOCSIN_MAX_BODY_BYTES} bytes")
+    limited = over_rate_limit(integration)
+    if limited:
+        return limited
+    try:
+        generic.validate(generic.parse_body(body))
+    except generic.InvalidPayload as exc:
+        # Kept as a rejected event so whoever sets up the sender can see what arrived.
+        event = store_event(request, integration, "generic", body,
+                            status=InboundEvent.Status.REJECTED, error=str(exc))
+        return error(400, "Invalid payload", errors=exc.errors, trace_id=str(event.trace_id))
+    event = store_event(request, integration, "generic", body)
+    return JsonResponse({"message": "success", "trace_id": str(event.trace_id)})
+
+
+def alert_status(request, trace_id):
+    event = (
+        InboundEvent.objects.select_related("integration", "alert__incident")
+        .defer("body").filter(trace_id=trace_id).first()
+    )
+    if event is None:
+        return error(404, "Unknown trace id (or older than the retention period)")
+    if event.status in (InboundEvent.Status.FAILED, InboundEvent.Status.REJECTED):
+        return JsonResponse({"status": "failed", "error": event.error})
+    if event.status == InboundEvent.Status.QUEUED:
+        return JsonResponse({"status": "queued"})
+    alert = getattr(event, "alert", None)
+    incident = alert.incident if alert else None
+    return JsonResponse({
+        "status": "completed",
+        "incident": (
+            {"incident_number": incident.number, "unique_id": incident.unique_id}
+            if incident else None
+        ),
+        "alert": str(alert.pk) if alert else None,
+        "integration": {"name": event.integration.name if event.integration else None},
+        "is_incident_created": bool(alert and alert.opened_incident),
+        "suppressed": bool(alert and alert.suppressed),
+    })
