@@ -5,6 +5,7 @@ from django.http import HttpResponseNotAllowed
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
+from django.utils.timezone import localtime
 
 from incidents import lifecycle
 from incidents.models import SLA, EscalationPolicy, Incident, Priority, Service, Tag, Team
@@ -160,7 +161,7 @@ class IncidentAdmin(admin.ModelAdmin):
     def alert_count(self, incident):
         return incident.alerts_total
 
-    @admin.display(description="Timeline")
+    @admin.display(description="Entries")
     def timeline_html(self, incident):
         entries = incident.timeline.select_related("actor")
         if not entries:
@@ -169,7 +170,8 @@ class IncidentAdmin(admin.ModelAdmin):
             "", '<li class="tocsin-timeline__item tocsin-timeline__item--{}">'
             '<time>{}</time> <strong>{}</strong> {}</li>',
             (
-                (e.kind, e.created_at.strftime("%Y-%m-%d %H:%M:%S %Z"), e.get_kind_display(),
+                (e.kind, localtime(e.created_at).strftime("%Y-%m-%d %H:%M:%S %Z"),
+                 e.get_kind_display(),
                  e.message)
                 for e in entries
             ),

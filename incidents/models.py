@@ -131,7 +131,9 @@ class Incident(models.Model):
     urgency = models.CharField(max_length=10, choices=Urgency.choices, default=Urgency.HIGH)
     severity = models.CharField(max_length=50, blank=True)
     priority = models.ForeignKey(Priority, null=True, blank=True, on_delete=models.SET_NULL)
-    sla = models.ForeignKey(SLA, null=True, blank=True, on_delete=models.SET_NULL)
+    sla = models.ForeignKey(
+        SLA, null=True, blank=True, on_delete=models.SET_NULL, verbose_name="SLA"
+    )
     escalation_policy = models.ForeignKey(
         EscalationPolicy, null=True, blank=True, on_delete=models.SET_NULL
     )

@@ -32,7 +32,7 @@ def process_event(event_id: int) -> str:
     try:
         with transaction.atomic():
             event = (
-                InboundEvent.objects.select_for_update(skip_locked=True)
+                InboundEvent.objects.select_for_update(skip_locked=True, of=("self",))
                 .select_related("integration__service")
                 .filter(pk=event_id, status=InboundEvent.Status.QUEUED)
                 .first()
