@@ -9,17 +9,11 @@ from django.utils.timezone import localtime
 
 from incidents import lifecycle
 from incidents.models import SLA, EscalationPolicy, Incident, Priority, Service, Tag, Team
+from tocsin.adminkit import CSS, JS, badge
 
 admin.site.site_header = "Tocsin"
 admin.site.site_title = "Tocsin"
 admin.site.index_title = "Incident response"
-
-TOCSIN_MEDIA = {"css": {"all": ["tocsin/admin.css"]}, "js": ["tocsin/admin.js"]}
-
-
-def status_badge(status: str, label: str):
-    return format_html('<span class="tocsin-badge tocsin-badge--{}">{}</span>', status, label)
-
 
 @admin.register(Team)
 class TeamAdmin(admin.ModelAdmin):
@@ -122,8 +116,8 @@ class IncidentAdmin(admin.ModelAdmin):
     filter_horizontal = ["tags"]
 
     class Media:
-        css = TOCSIN_MEDIA["css"]
-        js = TOCSIN_MEDIA["js"]
+        css = {"all": CSS}
+        js = JS
 
     def get_queryset(self, request):
         return (
@@ -151,7 +145,7 @@ class IncidentAdmin(admin.ModelAdmin):
 
     @admin.display(description="Status", ordering="status")
     def status_label(self, incident):
-        return status_badge(incident.status, incident.get_status_display())
+        return badge(incident.status, incident.get_status_display())
 
     @admin.display(description="Drill", boolean=True, ordering="drill")
     def drill_label(self, incident):

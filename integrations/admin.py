@@ -5,26 +5,7 @@ from django.utils.html import format_html
 
 from integrations import queue, samples
 from integrations.models import Alert, InboundEvent, Integration
-
-TOCSIN_CSS = ["tocsin/admin.css"]
-TOCSIN_JS = ["tocsin/admin.js"]
-
-
-def badge(value: str, label: str):
-    return format_html('<span class="tocsin-badge tocsin-badge--{}">{}</span>', value, label)
-
-
-def copyable(element_id: str, text: str, *, block: bool = False):
-    """Text with a Copy button next to it (static/tocsin/admin.js does the copying)."""
-    if block:
-        shown = format_html('<pre id="{}">{}</pre>', element_id, text)
-    else:
-        shown = format_html('<code id="{}">{}</code>', element_id, text)
-    return format_html(
-        '<div class="tocsin-copy">{}<button type="button" class="button" '
-        'data-copy-target="{}">Copy</button></div>',
-        shown, element_id,
-    )
+from tocsin.adminkit import CSS, JS, badge, copyable
 
 
 @admin.register(Integration)
@@ -38,8 +19,8 @@ class IntegrationAdmin(admin.ModelAdmin):
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
 
     class Media:
-        css = {"all": TOCSIN_CSS}
-        js = TOCSIN_JS
+        css = {"all": CSS}
+        js = JS
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("service")
@@ -121,7 +102,7 @@ class InboundEventAdmin(ReadOnlyAdmin):
     exclude = ["body"]
 
     class Media:
-        css = {"all": TOCSIN_CSS}
+        css = {"all": CSS}
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("integration").defer("body")
