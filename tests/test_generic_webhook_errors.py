@@ -1,10 +1,12 @@
 """Bad requests to the generic webhook get a clear 4xx with a JSON body (PRODUCT.md §3.1)."""
 
 import json
+import socket
 
 import pytest
+from django.core.cache import cache
 
-from integrations.models import InboundEvent, Integration
+from integrations.models import InboundEvent, Integration, RateLimitCounter
 from tests.ingest_helpers import post_event
 
 
@@ -129,3 +131,25 @@ def test_get_is_405_json(client, integration):
     assert response.status_code == 405
     assert response["Allow"] == "POST"
     assert "message" in response.json()
+
+
+def redis_answers() -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", 6379), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not redis_answers(), reason="no Redis on 127.0.0.1:6379")
+def test_rate_limit_counts_in_redis_when_configured(client, integration, settings):
+    settings.REDIS_URL = "redis://127.0.0.1:6379/14"
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
+                                   "LOCATION": settings.REDIS_URL}}
+    cache.clear()
+    integration.rate_limit_per_minute = 1
+    integration.save()
+    assert post_event(client, integration, {"message": "1"}).status_code == 200
+    assert post_event(client, integration, {"message": "2"}).status_code == 429
+    assert not RateLimitCounter.objects.exists()
+    cache.clear()
