@@ -1,9 +1,11 @@
 """Handing stored inbound events to the task queue."""
 
+import functools
 import logging
 
 from django.db import transaction
 from django.utils import timezone
+from django_q.brokers import get_broker
 from django_q.tasks import async_task
 
 from integrations.models import InboundEvent
@@ -13,11 +15,21 @@ logger = logging.getLogger(__name__)
 PROCESS_TASK = "integrations.processing.process_event"
 
 
+@functools.cache
+def broker():
+    # One broker (and so one Redis connection) per process; without it django-q2 builds a
+    # new one for every task it queues.
+    return get_broker()
+
+
 def enqueue(event: InboundEvent) -> None:
     """Queue processing of a stored event. The event is already safe in the database, so a
     broker failure is logged, not raised: the sweeper queues events left waiting."""
     try:
-        async_task(PROCESS_TASK, event.pk, task_name=f"inbound-{event.trace_id}", group="inbound")
+        async_task(
+            PROCESS_TASK, event.pk, task_name=f"inbound-{event.trace_id}", group="inbound",
+            broker=broker(),
+        )
     except Exception:
         logger.exception("Could not queue inbound event %s; the sweeper will retry", event.pk)
 

@@ -1,5 +1,6 @@
 """Starting the real web server and worker as subprocesses, for tests that need them."""
 
+import contextlib
 import json
 import os
 import signal
@@ -38,13 +39,23 @@ def start(command: list[str], env: dict, log: Path) -> subprocess.Popen:
 
 
 def stop(process: subprocess.Popen, sig=signal.SIGTERM):
+    """Signal the process itself (qcluster then stops its own children), and kill whatever
+    is left of its group after it exits or after a grace period."""
     if process.poll() is None:
-        os.killpg(process.pid, sig)
+        process.send_signal(sig)
         try:
             process.wait(timeout=20)
         except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
+            process.kill()
             process.wait()
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+
+
+def kill_group(process: subprocess.Popen):
+    """Kill the process and all its children at once, as when a host dies."""
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
 
 
 def get_json(url: str) -> dict | None:

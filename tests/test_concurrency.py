@@ -11,7 +11,16 @@ from django.db import connection
 
 from incidents.models import Incident, Service, Team
 from integrations.models import Alert, InboundEvent, Integration
-from tests.processes import base_env, free_port, get_json, post_json, start, stop, wait_for
+from tests.processes import (
+    base_env,
+    free_port,
+    get_json,
+    kill_group,
+    post_json,
+    start,
+    stop,
+    wait_for,
+)
 
 pytestmark = [
     pytest.mark.postgres_only,
@@ -147,7 +156,7 @@ def test_worker_killed_mid_burst_loses_nothing(stack, integration):
     sender.start()
     # Kill the worker without warning once it is busy, while requests keep arriving.
     assert wait_for(lambda: InboundEvent.objects.filter(status="completed").exists(), 60)
-    stop(stack.worker, sig=9)
+    kill_group(stack.worker)
     sender.join(timeout=120)
     accepted = InboundEvent.objects.count()
     assert accepted == len(bodies)

@@ -54,7 +54,9 @@ def database_from_url(url: str, *, base_dir: Path, conn_max_age: int) -> dict:
     if parts.scheme == "sqlite":
         # sqlite:///relative.db or sqlite:////absolute/path.db
         path = unquote(parts.path[1:] if parts.path.startswith("/") else parts.path)
-        return sqlite_database(base_dir / path if path else base_dir / "tocsin.sqlite3")
+        return sqlite_database(
+            base_dir / path if path else base_dir / "tocsin.sqlite3", conn_max_age
+        )
     if parts.scheme in ("postgres", "postgresql", "pgsql"):
         return {
             "ENGINE": "django.db.backends.postgresql",
@@ -72,10 +74,12 @@ def database_from_url(url: str, *, base_dir: Path, conn_max_age: int) -> dict:
     raise ImproperlyConfigured(f"DATABASE_URL scheme {parts.scheme!r} is not supported")
 
 
-def sqlite_database(path: Path) -> dict:
+def sqlite_database(path: Path, conn_max_age: int = 600) -> dict:
     return {
         "ENGINE": "django.db.backends.sqlite3",
         "NAME": str(path),
+        # Reusing the connection spares re-running the PRAGMAs below on every request.
+        "CONN_MAX_AGE": conn_max_age,
         "OPTIONS": {
             # WAL lets readers work during a write, and IMMEDIATE takes the write lock at
             # BEGIN, so the web process and the django-q2 worker wait for each other (up to
