@@ -27,7 +27,7 @@ class IntegrationAdmin(admin.ModelAdmin):
 
     def get_fieldsets(self, request, obj=None):
         main = ["name", "kind", "service", "status", "description", "integration_url", "tags",
-                "create_incidents_for"]
+                "create_incidents_for", "rate_limit_per_minute"]
         if obj is None:
             return [(None, {"fields": main})]
         return [

@@ -20,7 +20,8 @@ class IntegrationSerializer(serializers.ModelSerializer):
         model = Integration
         fields = [
             "id", "name", "kind", "service", "status", "description", "integration_url",
-            "tags", "create_incidents_for", "webhook_url", "email_address", "created_at",
+            "tags", "create_incidents_for", "rate_limit_per_minute", "webhook_url",
+            "email_address", "created_at",
         ]
 
     def validate_kind(self, kind):

@@ -70,6 +70,17 @@ def test_integration_patch_status_and_create_incidents_for(as_manager, integrati
     assert integration.create_incidents_for == ["critical", "error"]
 
 
+def test_rate_limit_is_configurable_per_integration(as_manager, integration):
+    assert as_manager.get(f"/api/v1/integrations/{integration.pk}/").json()[
+        "rate_limit_per_minute"] == 600
+    response = as_manager.patch(
+        f"/api/v1/integrations/{integration.pk}/", {"rate_limit_per_minute": 30}, format="json"
+    )
+    assert response.status_code == 200
+    integration.refresh_from_db()
+    assert integration.rate_limit_per_minute == 30
+
+
 def test_bad_create_incidents_for_is_a_clear_400(as_manager, integration):
     response = as_manager.patch(
         f"/api/v1/integrations/{integration.pk}/",
