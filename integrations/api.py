@@ -1,9 +1,16 @@
+from django.shortcuts import get_object_or_404
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from integrations import queue
-from integrations.models import INCIDENT_OPENING_TYPES, Alert, InboundEvent, Integration
+from integrations.models import (
+    INCIDENT_OPENING_TYPES,
+    Alert,
+    InboundEvent,
+    Integration,
+    IntegrationToken,
+)
 
 
 class IntegrationSerializer(serializers.ModelSerializer):
@@ -41,6 +48,15 @@ class IntegrationSerializer(serializers.ModelSerializer):
         return list(dict.fromkeys(types))
 
 
+class TokenSerializer(serializers.ModelSerializer):
+    active = serializers.BooleanField(source="is_active", read_only=True)
+
+    class Meta:
+        model = IntegrationToken
+        fields = ["id", "name", "prefix", "active", "created_at", "last_used_at", "revoked_at"]
+        read_only_fields = ["prefix", "created_at", "last_used_at", "revoked_at"]
+
+
 class AlertSerializer(serializers.ModelSerializer):
     class Meta:
         model = Alert
@@ -66,6 +82,40 @@ class IntegrationViewSet(viewsets.ModelViewSet):
     queryset = Integration.objects.select_related("service")
     serializer_class = IntegrationSerializer
     filterset_fields = ["service", "kind", "status"]
+
+
+class IntegrationTokenViewSet(
+    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
+    mixins.DestroyModelMixin, viewsets.GenericViewSet,
+):
+    """Bearer tokens of one incoming-webhook integration. The plaintext is in the response
+    to POST only; DELETE revokes (the record stays, for the audit trail)."""
+
+    serializer_class = TokenSerializer
+    filterset_fields = []
+
+    def get_queryset(self):
+        return IntegrationToken.objects.filter(integration_id=self.kwargs["integration_pk"])
+
+    def integration(self) -> Integration:
+        return get_object_or_404(Integration, pk=self.kwargs["integration_pk"])
+
+    def create(self, request, *args, **kwargs):
+        integration = self.integration()
+        if integration.kind != Integration.Kind.INCOMING_WEBHOOK:
+            return Response(
+                {"detail": "Only incoming_webhook integrations have tokens."},
+                status=status.HTTP_400_BAD_REQUEST,
+            )
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        token, plaintext = IntegrationToken.issue(integration, serializer.validated_data["name"])
+        return Response(
+            {**TokenSerializer(token).data, "token": plaintext}, status=status.HTTP_201_CREATED
+        )
+
+    def perform_destroy(self, token):
+        token.revoke()
 
 
 class AlertViewSet(viewsets.ReadOnlyModelViewSet):

@@ -4,6 +4,7 @@ import uuid
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 from incidents.models import Incident, Service
 
@@ -150,6 +151,13 @@ class IntegrationToken(models.Model):
     @property
     def is_active(self) -> bool:
         return self.revoked_at is None
+
+    def revoke(self) -> None:
+        """Revoke once; the first revocation time is kept."""
+        IntegrationToken.objects.filter(pk=self.pk, revoked_at__isnull=True).update(
+            revoked_at=timezone.now()
+        )
+        self.refresh_from_db(fields=["revoked_at"])
 
 
 class InboundEvent(models.Model):

@@ -5,7 +5,12 @@ from rest_framework.routers import DefaultRouter
 
 from incidents.api import IncidentViewSet, ServiceViewSet, TeamViewSet
 from integrations import views as ingest
-from integrations.api import AlertViewSet, InboundEventViewSet, IntegrationViewSet
+from integrations.api import (
+    AlertViewSet,
+    InboundEventViewSet,
+    IntegrationTokenViewSet,
+    IntegrationViewSet,
+)
 from tocsin import views
 
 router = DefaultRouter()
@@ -21,6 +26,16 @@ urlpatterns = [
     path("api/events/<str:key>/", ingest.generic_event, name="generic-event"),
     path("api/alert/status/<uuid:trace_id>/", ingest.alert_status, name="alert-status"),
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path(
+        "api/v1/integrations/<int:integration_pk>/tokens/",
+        IntegrationTokenViewSet.as_view({"get": "list", "post": "create"}),
+        name="integration-tokens",
+    ),
+    path(
+        "api/v1/integrations/<int:integration_pk>/tokens/<int:pk>/",
+        IntegrationTokenViewSet.as_view({"get": "retrieve", "delete": "destroy"}),
+        name="integration-token",
+    ),
     path("api/v1/", include(router.urls)),
     path("admin/", admin.site.urls),
 ]
