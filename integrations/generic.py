@@ -35,6 +35,8 @@ class AlertFields:
     tags: list = field(default_factory=list)
     stakeholders: dict = field(default_factory=dict)
     stakeholders_comms: dict = field(default_factory=dict)
+    # Set by the incoming webhook: the alert declares a new incident with these fields.
+    declare: dict | None = None
 
     def ensure_entity_id(self) -> None:
         if not self.entity_id:

@@ -1,6 +1,7 @@
 import hashlib
 import secrets
 import uuid
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import models
@@ -63,6 +64,10 @@ class Integration(models.Model):
         default=default_create_incidents_for,
         blank=True,
         help_text="Alert types that open incidents: any of critical, error, warning.",
+    )
+    default_severity = models.CharField(
+        max_length=50, default="major",
+        help_text="Severity of incidents declared through this integration without one.",
     )
     rate_limit_per_minute = models.PositiveIntegerField(
         default=default_rate_limit,
@@ -151,6 +156,14 @@ class IntegrationToken(models.Model):
     @property
     def is_active(self) -> bool:
         return self.revoked_at is None
+
+    def mark_used(self) -> None:
+        # At most one write a minute per token, to keep busy senders off a hot row.
+        now = timezone.now()
+        IntegrationToken.objects.filter(pk=self.pk).filter(
+            models.Q(last_used_at__isnull=True)
+            | models.Q(last_used_at__lt=now - timedelta(minutes=1))
+        ).update(last_used_at=now)
 
     def revoke(self) -> None:
         """Revoke once; the first revocation time is kept."""

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from incidents import lifecycle
 from incidents.models import SLA, EscalationPolicy, Incident, Priority, Tag, TimelineEntry
-from integrations import generic
+from integrations import generic, incoming
 from integrations.models import INCIDENT_OPENING_TYPES, Alert, AlertType, InboundEvent
 
 logger = logging.getLogger(__name__)
@@ -71,6 +71,8 @@ def parse_event(event: InboundEvent) -> generic.AlertFields:
         raise ProcessingError("The integration of this event no longer exists.")
     if event.source == "generic":
         return generic.validate(generic.parse_body(bytes(event.body)))
+    if event.source == "incoming_webhook":
+        return incoming.declaration(event.integration, event.query, bytes(event.body))
     raise ProcessingError(f"No parser for events from {event.source!r}.")
 
 
@@ -94,6 +96,7 @@ def build_alert(event: InboundEvent) -> Alert:
             },
             "stakeholders": fields.stakeholders,
             "stakeholders_comms": fields.stakeholders_comms,
+            **({"declare": fields.declare} if fields.declare is not None else {}),
         },
     )
 
@@ -132,6 +135,7 @@ def opens_incidents(alert: Alert) -> bool:
 def open_for_alert(alert: Alert) -> Incident | None:
     """Open an incident for the alert, or return the one a concurrent alert just opened."""
     requested = alert.extra.get("requested", {})
+    declared = alert.extra.get("declare") or {"severity": alert.alert_type}
     try:
         with transaction.atomic():
             return lifecycle.open_incident(
@@ -139,7 +143,7 @@ def open_for_alert(alert: Alert) -> Incident | None:
                 title=alert.message,
                 summary=alert.summary,
                 entity_id=alert.entity_id,
-                severity=alert.alert_type,
+                **declared,
                 urgency=URGENCY_FOR_TYPE.get(alert.alert_type, Incident.Urgency.HIGH),
                 priority=_by_id(Priority, requested.get("priority")),
                 sla=_by_id(SLA, requested.get("sla")),
@@ -157,7 +161,8 @@ def route_alert(alert: Alert) -> None:
         return
     incident = find_open_incident(alert)
     opened = False
-    if incident is None and opens_incidents(alert):
+    declares = "declare" in alert.extra
+    if incident is None and (declares or opens_incidents(alert)):
         incident = open_for_alert(alert)
         opened = incident is not None
         if incident is None:

@@ -8,7 +8,7 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
 from integrations import generic, queue, ratelimit
-from integrations.models import InboundEvent, Integration
+from integrations.models import InboundEvent, Integration, IntegrationToken, hash_token
 
 KEPT_HEADERS = ["Content-Type", "User-Agent", "X-Forwarded-For", "X-Request-Id"]
 
@@ -104,3 +104,49 @@ def alert_status(request, trace_id):
         "is_incident_created": bool(alert and alert.opened_incident),
         "suppressed": bool(alert and alert.suppressed),
     })
+
+
+def unauthorized(message: str) -> JsonResponse:
+    response = error(401, message)
+    response["WWW-Authenticate"] = 'Bearer realm="tocsin"'
+    return response
+
+
+def bearer_token(request) -> IntegrationToken | None:
+    scheme, _, plaintext = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not plaintext.strip():
+        return None
+    # Looked up by hash: the plaintext is never stored, and an equality lookup on a
+    # SHA-256 digest reveals nothing about other tokens through timing.
+    return (
+        IntegrationToken.objects.select_related("integration__service")
+        .filter(token_hash=hash_token(plaintext.strip())).first()
+    )
+
+
+@csrf_exempt
+def incoming_webhook_create(request):
+    if request.method != "POST":
+        response = error(405, "Use POST")
+        response["Allow"] = "POST"
+        return response
+    if not request.headers.get("Authorization"):
+        return unauthorized("Missing Authorization: Bearer <token> header")
+    token = bearer_token(request)
+    if token is None:
+        return unauthorized("Unknown token")
+    if not token.is_active:
+        return unauthorized("This token has been revoked")
+    integration = token.integration
+    if not integration.is_enabled:
+        return error(404, "This integration is disabled")
+    limit = settings.TOCSIN_INCOMING_WEBHOOK_MAX_BODY_BYTES
+    body = read_body(request, limit)
+    if body is None:
+        return error(413, f"Body is larger than {limit} bytes")
+    limited = over_rate_limit(integration)
+    if limited:
+        return limited
+    event = store_event(request, integration, "incoming_webhook", body)
+    token.mark_used()
+    return JsonResponse({"message": "success", "trace_id": str(event.trace_id)})

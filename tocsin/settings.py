@@ -19,6 +19,12 @@ TOCSIN_ALLOW_PRIVATE_DESTINATIONS = env_bool("TOCSIN_ALLOW_PRIVATE_DESTINATIONS"
 # Ingest: body size limit, default per-integration rate limit, how long inbound events
 # (and so trace ids) are kept, and when a still-queued event is handed to the queue again.
 TOCSIN_MAX_BODY_BYTES = env_int("TOCSIN_MAX_BODY_BYTES", 1024 * 1024)
+# The incoming webhook parses json() parameters only from bodies up to PARSE_BYTES (larger
+# ones fall back to defaults) and refuses bodies over MAX_BODY_BYTES with 413.
+TOCSIN_INCOMING_WEBHOOK_PARSE_BYTES = env_int("TOCSIN_INCOMING_WEBHOOK_PARSE_BYTES", 1024 * 1024)
+TOCSIN_INCOMING_WEBHOOK_MAX_BODY_BYTES = env_int(
+    "TOCSIN_INCOMING_WEBHOOK_MAX_BODY_BYTES", 5 * 1024 * 1024
+)
 TOCSIN_DEFAULT_RATE_LIMIT_PER_MINUTE = env_int("TOCSIN_DEFAULT_RATE_LIMIT_PER_MINUTE", 600)
 TOCSIN_EVENT_RETENTION_DAYS = env_int("TOCSIN_EVENT_RETENTION_DAYS", 7)
 TOCSIN_REQUEUE_AFTER_SECONDS = env_int("TOCSIN_REQUEUE_AFTER_SECONDS", 300)

@@ -24,6 +24,8 @@ router.register("inbound-events", InboundEventViewSet, basename="inboundevent")
 urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("api/events/<str:key>/", ingest.generic_event, name="generic-event"),
+    path("api/incoming-webhooks/incident.create", ingest.incoming_webhook_create,
+         name="incoming-webhook-create"),
     path("api/alert/status/<uuid:trace_id>/", ingest.alert_status, name="alert-status"),
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="schema"),
     path(

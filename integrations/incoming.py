@@ -1,0 +1,99 @@
+"""The bearer-token incoming webhook (PRODUCT.md §3.2): query parameters that declare an
+incident, each either literal or `json(path)` into the request body."""
+
+import json
+import re
+import uuid
+
+from django.conf import settings
+
+from integrations.generic import AlertFields
+from integrations.models import AlertType, Integration
+
+JSON_REF = re.compile(r"^json\((?P<path>[^()]*)\)$")
+TRUE_WORDS = {"1", "true", "yes", "on"}
+MISSING = object()
+
+
+def body_document(body: bytes):
+    """The parsed body, or None when it is too large to parse or not JSON."""
+    if len(body) > settings.TOCSIN_INCOMING_WEBHOOK_PARSE_BYTES:
+        return None
+    try:
+        return json.loads(body)
+    except (UnicodeDecodeError, ValueError):
+        return None
+
+
+def lookup(document, path: str):
+    """Follow a dotted path (`alerts.0.labels.alertname`) through objects and lists."""
+    current = document
+    for part in path.split(".") if path else []:
+        if isinstance(current, dict) and part in current:
+            current = current[part]
+        elif isinstance(current, list) and part.lstrip("-").isdigit():
+            index = int(part)
+            if not -len(current) <= index < len(current):
+                return MISSING
+            current = current[index]
+        else:
+            return MISSING
+    return current
+
+
+def resolve(raw: str | None, document):
+    """A parameter's value: the literal, the value at json(path), or MISSING."""
+    if raw is None:
+        return MISSING
+    match = JSON_REF.match(raw.strip())
+    if not match:
+        return raw
+    if document is None:
+        return MISSING
+    value = lookup(document, match.group("path").strip())
+    return MISSING if value is None else value
+
+
+def as_text(value) -> str:
+    if value is MISSING:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict | list):
+        return json.dumps(value, separators=(",", ":"))
+    return str(value).strip()
+
+
+def as_bool(value) -> bool:
+    if isinstance(value, bool):
+        return value
+    return as_text(value).lower() in TRUE_WORDS
+
+
+def as_labels(value) -> list[str]:
+    if value is MISSING:
+        return []
+    items = value if isinstance(value, list) else as_text(value).split(",")
+    return [label for label in (as_text(item) for item in items) if label]
+
+
+def declaration(integration: Integration, query: dict, body: bytes) -> AlertFields:
+    """Turn the stored query and body into the fields of a new incident. Never fails:
+    anything that cannot be found falls back to a default, and the incident is declared."""
+    document = body_document(body)
+    title = as_text(resolve(query.get("title"), document))
+    severity = as_text(resolve(query.get("severity"), document))
+    fields = AlertFields(
+        message=(title or f"Incident declared via {integration.name}")[:500],
+        alert_type=AlertType.CRITICAL,
+        # Every call declares its own incident, as Grafana's incident.create does.
+        entity_id=f"declared-{uuid.uuid4().hex}",
+        payload=document if isinstance(document, dict) else {},
+    )
+    fields.declare = {
+        "severity": (severity or integration.default_severity)[:50],
+        "labels": as_labels(resolve(query.get("labels"), document)),
+        "drill": as_bool(resolve(query.get("drill"), document)),
+        "room_prefix": as_text(resolve(query.get("roomprefix"), document))[:100],
+    }
+    return fields
