@@ -145,7 +145,10 @@ class IncidentAdmin(admin.ModelAdmin):
 
     @admin.display(description="Status", ordering="status")
     def status_label(self, incident):
-        return badge(incident.status, incident.get_status_display())
+        label = badge(incident.status, incident.get_status_display())
+        if incident.drill:
+            return format_html("{} {}", label, badge("drill", "Drill"))
+        return label
 
     @admin.display(description="Drill", boolean=True, ordering="drill")
     def drill_label(self, incident):

@@ -1,11 +1,33 @@
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db import models
-from django.urls import reverse
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
 from django.utils.html import format_html
 
 from integrations import queue, samples
-from integrations.models import Alert, InboundEvent, Integration
+from integrations.models import Alert, InboundEvent, Integration, IntegrationToken
 from tocsin.adminkit import CSS, JS, badge, copyable
+
+
+class TokenInline(admin.TabularInline):
+    """Tokens are listed here; they are created on their own page (plaintext shown once)
+    and revoked with the token list's action, so the inline is read-only."""
+
+    model = IntegrationToken
+    fields = ["name", "prefix", "active", "created_at", "last_used_at", "revoked_at"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    @admin.display(boolean=True)
+    def active(self, token):
+        return token.is_active
 
 
 @admin.register(Integration)
@@ -25,9 +47,35 @@ class IntegrationAdmin(admin.ModelAdmin):
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("service")
 
+    def get_inlines(self, request, obj):
+        if obj is not None and obj.kind == Integration.Kind.INCOMING_WEBHOOK:
+            return [TokenInline]
+        return []
+
+    def get_urls(self):
+        return [
+            path("<int:pk>/tokens/new/", self.admin_site.admin_view(self.new_token_view),
+                 name="integrations_integration_new_token"),
+        ] + super().get_urls()
+
+    def new_token_view(self, request, pk):
+        integration = get_object_or_404(
+            Integration, pk=pk, kind=Integration.Kind.INCOMING_WEBHOOK
+        )
+        if not request.user.has_perm("integrations.add_integrationtoken"):
+            raise PermissionDenied
+        context = {**self.admin_site.each_context(request), "integration": integration,
+                   "title": f"New token for {integration}", "opts": self.model._meta}
+        name = request.POST.get("name", "").strip() if request.method == "POST" else ""
+        if name:
+            _, context["plaintext"] = IntegrationToken.issue(integration, name[:200])
+        return TemplateResponse(
+            request, "admin/integrations/integration/new_token.html", context
+        )
+
     def get_fieldsets(self, request, obj=None):
         main = ["name", "kind", "service", "status", "description", "integration_url", "tags",
-                "create_incidents_for", "rate_limit_per_minute"]
+                "create_incidents_for", "rate_limit_per_minute", "default_severity"]
         if obj is None:
             return [(None, {"fields": main})]
         return [
@@ -54,7 +102,18 @@ class IntegrationAdmin(admin.ModelAdmin):
             return copyable("tocsin-webhook-url", integration.webhook_url)
         if integration.kind == Integration.Kind.EMAIL:
             return copyable("tocsin-email-address", integration.email_address)
-        return "Create a token for this integration to get its URL and Authorization header."
+        new_token = reverse("admin:integrations_integration_new_token", args=[integration.pk])
+        return format_html(
+            "{}{}<p>Each sender authenticates with a bearer token of this integration. "
+            '<a href="{}">Create a token</a> (its value is shown once). Revoking a token '
+            "(Integration tokens → action <em>Revoke selected tokens</em>) makes its next "
+            "request fail with 401 at once; other tokens keep working.</p>"
+            "<p>Every query parameter may be <code>json(path)</code> into the request body, "
+            "such as <code>json(alerts.0.labels.alertname)</code>.</p>",
+            copyable("tocsin-incoming-url", samples.incoming_webhook_url()),
+            copyable("tocsin-auth-header", "Authorization: Bearer <your token>"),
+            new_token,
+        )
 
     @admin.display(description="Sample")
     def sample(self, integration):
@@ -78,6 +137,41 @@ class IntegrationAdmin(admin.ModelAdmin):
     @admin.action(description="Disable selected integrations", permissions=["change"])
     def disable_selected(self, request, queryset):
         self._set_status(request, queryset, Integration.Status.DISABLED)
+
+
+@admin.register(IntegrationToken)
+class IntegrationTokenAdmin(admin.ModelAdmin):
+    list_display = ["name", "integration", "prefix", "active", "created_at", "last_used_at",
+                    "revoked_at"]
+    list_filter = ["integration", ("revoked_at", admin.EmptyFieldListFilter)]
+    search_fields = ["name", "prefix", "integration__name"]
+    fields = ["integration", "name", "prefix", "created_at", "last_used_at", "revoked_at"]
+    readonly_fields = ["integration", "prefix", "created_at", "last_used_at", "revoked_at"]
+    actions = ["revoke_selected"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("integration")
+
+    def has_add_permission(self, request):
+        # Created from the integration page, where the plaintext can be shown once.
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        # Revoked, never deleted: the record says which sender used it and when.
+        return False
+
+    def has_revoke_permission(self, request):
+        return request.user.has_perm("integrations.delete_integrationtoken")
+
+    @admin.display(boolean=True)
+    def active(self, token):
+        return token.is_active
+
+    @admin.action(description="Revoke selected tokens", permissions=["revoke"])
+    def revoke_selected(self, request, queryset):
+        for token in queryset:
+            token.revoke()
+        self.message_user(request, f"{queryset.count()} token(s) revoked.", messages.SUCCESS)
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):

@@ -27,7 +27,8 @@ class IntegrationSerializer(serializers.ModelSerializer):
         model = Integration
         fields = [
             "id", "name", "kind", "service", "status", "description", "integration_url",
-            "tags", "create_incidents_for", "rate_limit_per_minute", "webhook_url",
+            "tags", "create_incidents_for", "rate_limit_per_minute", "default_severity",
+            "webhook_url",
             "email_address", "created_at",
         ]
 

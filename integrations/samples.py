@@ -3,6 +3,8 @@
 import json
 import shlex
 
+from django.conf import settings
+
 from integrations.models import Integration
 
 GENERIC_SAMPLE = {
@@ -25,13 +27,37 @@ metric_name: disk_used_percent
 other_info: /var at 97%"""
 
 
+INCOMING_SAMPLE = {
+    "report": {"title": "Checkout error rate above 5%", "severity": "major"},
+    "alerts": [{"labels": {"alertname": "HighErrorRate", "team": "payments"}}],
+}
+INCOMING_PARAMS = (
+    "title=json(report.title)&severity=json(report.severity)&labels=grafana,checkout"
+    "&roomprefix=inc&drill=false"
+)
+
+
+def incoming_webhook_url(with_params: bool = True) -> str:
+    url = f"{settings.TOCSIN_PUBLIC_URL}/api/incoming-webhooks/incident.create"
+    return f"{url}?{INCOMING_PARAMS}" if with_params else url
+
+
 def sample_payload(integration: Integration) -> str:
     if integration.kind == Integration.Kind.EMAIL:
         return EMAIL_SAMPLE_BODY
+    if integration.kind == Integration.Kind.INCOMING_WEBHOOK:
+        return json.dumps(INCOMING_SAMPLE, indent=2)
     return json.dumps(GENERIC_SAMPLE, indent=2)
 
 
 def curl_example(integration: Integration) -> str:
+    if integration.kind == Integration.Kind.INCOMING_WEBHOOK:
+        return (
+            f"curl -X POST {shlex.quote(incoming_webhook_url())} \\\n"
+            f"  -H 'Authorization: Bearer <your token>' \\\n"
+            f"  -H 'Content-Type: application/json' \\\n"
+            f"  -d {shlex.quote(json.dumps(INCOMING_SAMPLE))}"
+        )
     if integration.kind != Integration.Kind.GENERIC:
         return ""
     body = json.dumps(GENERIC_SAMPLE)

@@ -114,7 +114,7 @@ def test_manager_creates_integration_in_admin(client, world, manager, service):
     response = client.post(reverse("admin:integrations_integration_add"), {
         "name": "Alertmanager", "kind": "generic", "service": service.pk, "status": "enabled",
         "tags": "[]", "create_incidents_for": '["critical", "error"]',
-        "rate_limit_per_minute": 120,
+        "rate_limit_per_minute": 120, "default_severity": "major",
     })
     assert response.status_code == 302, response.content.decode()[:2000]
     created = Integration.objects.get(name="Alertmanager")

@@ -7,6 +7,7 @@ from django.db import connection
 
 from incidents.models import Incident
 from integrations.models import InboundEvent, Integration, IntegrationToken
+from tests.conftest import api_client_for
 from tests.ingest_helpers import run_tasks  # noqa: F401 (fixture)
 
 URL = "/api/incoming-webhooks/incident.create"
@@ -158,6 +159,15 @@ def test_token_of_disabled_integration_is_404(declare, hook):
     hook.save()
     response, _ = declare("title=t")
     assert response.status_code == 404
+
+
+def test_default_severity_is_set_through_the_api(declare, hook, manager):
+    response = api_client_for(manager).patch(
+        f"/api/v1/integrations/{hook.pk}/", {"default_severity": "critical"}, format="json"
+    )
+    assert response.status_code == 200
+    _, incident = declare("title=t")
+    assert incident.severity == "critical"
 
 
 def test_last_use_is_recorded(declare, token):
