@@ -12,6 +12,7 @@ from playwright.sync_api import expect, sync_playwright
 
 from incidents import lifecycle
 from incidents.models import Incident, TimelineEntry
+from integrations.models import Integration, IntegrationToken
 from tests.conftest import make_user
 
 # Playwright's sync API leaves its asyncio event loop marked as running in this thread, so
@@ -220,6 +221,25 @@ def test_manager_sees_webhook_url_with_copy_button_on_integration_page(
     copy.click()
     expect(copy).to_have_text("Copied")
     assert page.evaluate("navigator.clipboard.readText()") == webhook_url
+
+
+def test_manager_creates_bearer_token_and_sees_it_once(page, shot, manager, service):
+    hook = Integration.objects.create(name="Grafana", kind="incoming_webhook", service=service)
+    log_in(page, manager)
+    page.goto(f"/admin/integrations/integration/{hook.pk}/change/")
+    expect(page.locator("#tocsin-incoming-url")).to_contain_text("incident.create?title=")
+    page.get_by_role("link", name="Create a token").click()
+    page.fill("#id_name", "grafana-prod")
+    page.get_by_role("button", name="Create token").click()
+    plaintext = page.locator("#tocsin-new-token").text_content()
+    token = IntegrationToken.objects.get(integration=hook)
+    assert plaintext.startswith(token.prefix) and token.name == "grafana-prod"
+    expect(page.locator("#tocsin-auth-header")).to_have_text(f"Authorization: Bearer {plaintext}")
+    shot()
+
+    page.get_by_role("link", name="Back to Grafana").click()
+    expect(page.locator(".inline-group")).to_contain_text(token.prefix)
+    expect(page.locator("body")).not_to_contain_text(plaintext)
 
 
 def test_responder_cannot_see_acknowledge_button_without_permission(
