@@ -93,7 +93,6 @@ class IntegrationTokenViewSet(
     to POST only; DELETE revokes (the record stays, for the audit trail)."""
 
     serializer_class = TokenSerializer
-    filterset_fields = []
 
     def get_queryset(self):
         return IntegrationToken.objects.filter(integration_id=self.kwargs["integration_pk"])

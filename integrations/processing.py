@@ -112,8 +112,9 @@ def _by_id(model, raw):
 
 
 def _tags(raw_ids) -> list:
-    found = (_by_id(Tag, raw) for raw in raw_ids)
-    return [tag for tag in found if tag is not None]
+    ids = [int(str(raw).strip()) for raw in raw_ids
+           if not isinstance(raw, bool) and str(raw).strip().isdigit()]
+    return list(Tag.objects.filter(pk__in=ids)) if ids else []
 
 
 def find_open_incident(alert: Alert) -> Incident | None:

@@ -1,6 +1,8 @@
 """Ingest endpoints. Each one answers fast: it checks, stores the request as an inbound
 event, hands it to the task queue and returns a trace id."""
 
+import functools
+
 from django.conf import settings
 from django.db import transaction
 from django.http import JsonResponse
@@ -15,6 +17,20 @@ KEPT_HEADERS = ["Content-Type", "User-Agent", "X-Forwarded-For", "X-Request-Id"]
 
 def error(status: int, message: str, **extra) -> JsonResponse:
     return JsonResponse({"message": message, **extra}, status=status)
+
+
+def post_only(view):
+    """Like require_POST, but senders get the JSON error body every ingest answer has."""
+
+    @functools.wraps(view)
+    def wrapper(request, *args, **kwargs):
+        if request.method != "POST":
+            response = error(405, "Use POST")
+            response["Allow"] = "POST"
+            return response
+        return view(request, *args, **kwargs)
+
+    return csrf_exempt(wrapper)
 
 
 def read_body(request, limit: int) -> bytes | None:
@@ -51,16 +67,9 @@ def over_rate_limit(integration: Integration) -> JsonResponse | None:
     return response
 
 
-@csrf_exempt
+@post_only
 def generic_event(request, key):
-    if request.method != "POST":
-        response = error(405, "Use POST")
-        response["Allow"] = "POST"
-        return response
-    integration = (
-        Integration.objects.filter(key=key, kind=Integration.Kind.GENERIC)
-        .select_related("service").first()
-    )
+    integration = Integration.objects.filter(key=key, kind=Integration.Kind.GENERIC).first()
     if integration is None or not integration.is_enabled:
         return error(404, "No enabled integration has this key")
     body = read_body(request, settings.TOCSIN_MAX_BODY_BYTES)
@@ -119,17 +128,13 @@ def bearer_token(request) -> IntegrationToken | None:
     # Looked up by hash: the plaintext is never stored, and an equality lookup on a
     # SHA-256 digest reveals nothing about other tokens through timing.
     return (
-        IntegrationToken.objects.select_related("integration__service")
+        IntegrationToken.objects.select_related("integration")
         .filter(token_hash=hash_token(plaintext.strip())).first()
     )
 
 
-@csrf_exempt
+@post_only
 def incoming_webhook_create(request):
-    if request.method != "POST":
-        response = error(405, "Use POST")
-        response["Allow"] = "POST"
-        return response
     if not request.headers.get("Authorization"):
         return unauthorized("Missing Authorization: Bearer <token> header")
     token = bearer_token(request)
