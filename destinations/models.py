@@ -1,4 +1,7 @@
+import uuid
+
 from django.db import models
+from django.db.models import Q
 
 
 class Destination(models.Model):
@@ -20,10 +23,18 @@ class Destination(models.Model):
 
     name = models.CharField(max_length=200)
     kind = models.CharField(max_length=20, choices=Kind.choices)
+    # Validated against the kind's fields (destinations.kinds); secrets live here too and
+    # are stripped from every form, API response and log line.
     config = models.JSONField(default=dict, blank=True)
     send_drills = models.BooleanField(
         default=False, help_text="Also send drill incidents to this destination."
     )
+    failing = models.BooleanField(
+        default=False, editable=False,
+        help_text="Set after several deliveries in a row failed; cleared by the next success.",
+    )
+    consecutive_failures = models.PositiveIntegerField(default=0, editable=False)
+    last_error = models.TextField(blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -31,3 +42,63 @@ class Destination(models.Model):
 
     def __str__(self):
         return f"{self.name} ({self.get_kind_display()})"
+
+
+class Delivery(models.Model):
+    """One lifecycle event of one incident sent to one destination, with every attempt's
+    outcome. Created before the first attempt, in the transaction that changed the
+    incident, so a crash after the change cannot lose the notification."""
+
+    class Event(models.TextChoices):
+        TRIGGERED = "triggered", "Triggered"
+        ACKNOWLEDGED = "acknowledged", "Acknowledged"
+        RESOLVED = "resolved", "Resolved"
+        TEST = "test", "Test"
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        SENT = "sent", "Sent"
+        FAILED = "failed", "Failed"
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    destination = models.ForeignKey(
+        Destination, on_delete=models.CASCADE, related_name="deliveries"
+    )
+    incident = models.ForeignKey(
+        "incidents.Incident", null=True, blank=True, on_delete=models.CASCADE,
+        related_name="deliveries",
+    )
+    event = models.CharField(max_length=20, choices=Event.choices)
+    actor = models.CharField(max_length=150, blank=True)
+    status = models.CharField(
+        max_length=10, choices=Status.choices, default=Status.PENDING, db_index=True
+    )
+    attempts = models.PositiveIntegerField(default=0)
+    response_status = models.PositiveIntegerField(null=True, blank=True)
+    response_body = models.TextField(blank=True)
+    remote_id = models.CharField(max_length=255, blank=True)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    # A worker owns the delivery until this time; a crashed worker's claim simply expires.
+    claimed_until = models.DateTimeField(null=True, blank=True)
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name_plural = "deliveries"
+        permissions = [("resend_delivery", "Can re-send deliveries")]
+        constraints = [
+            # The same lifecycle event is never queued twice for a destination, however
+            # many workers or retries race to create it.
+            models.UniqueConstraint(
+                fields=["destination", "incident", "event"],
+                condition=Q(incident__isnull=False),
+                name="one_delivery_per_destination_incident_event",
+            )
+        ]
+        indexes = [models.Index(fields=["status", "next_attempt_at"])]
+
+    def __str__(self):
+        return f"{self.get_event_display()} → {self.destination.name}"

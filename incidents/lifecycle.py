@@ -5,7 +5,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from incidents.models import Incident, IncidentCounter, TimelineEntry
-from incidents.signals import incident_status_changed
+from incidents.signals import incident_status_changed, incident_status_recorded
 
 Status = Incident.Status
 
@@ -34,6 +34,10 @@ def open_incident(*, tags=(), actor=None, **fields) -> Incident:
             incident=incident, kind=TimelineEntry.Kind.TRIGGERED,
             message="Incident triggered", actor=actor,
         )
+        incident_status_recorded.send(
+            sender=Incident, incident=incident, old_status=None,
+            new_status=Status.TRIGGERED, actor=actor,
+        )
         transaction.on_commit(
             lambda: incident_status_changed.send(
                 sender=Incident, incident=incident, old_status=None,
@@ -60,6 +64,10 @@ def _change_status(incident, *, allowed_from, new_status, timestamp_field, actor
             incident=incident, kind=new_status,
             message=f"{Status(new_status).label}{by}" + (f": {note}" if note else ""),
             actor=actor,
+        )
+        incident_status_recorded.send(
+            sender=Incident, incident=incident, old_status=old_status,
+            new_status=new_status, actor=actor,
         )
         transaction.on_commit(
             lambda: incident_status_changed.send(

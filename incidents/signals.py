@@ -1,5 +1,10 @@
 from django.dispatch import Signal
 
+# Sent inside the transaction that changes an incident's status, so receivers can record
+# follow-up work (deliveries) atomically with the change: both commit or neither does.
+# Arguments: incident, old_status, new_status, actor (a user or None).
+incident_status_recorded = Signal()
+
 # Sent after the transaction that changed an incident's status commits.
 # Arguments: incident, old_status, new_status, actor (a user or None).
 incident_status_changed = Signal()

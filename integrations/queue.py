@@ -1,25 +1,17 @@
 """Handing stored inbound events to the task queue."""
 
-import functools
 import logging
 
 from django.db import transaction
 from django.utils import timezone
-from django_q.brokers import get_broker
 from django_q.tasks import async_task
 
 from integrations.models import InboundEvent
+from tocsin.taskqueue import broker
 
 logger = logging.getLogger(__name__)
 
 PROCESS_TASK = "integrations.processing.process_event"
-
-
-@functools.cache
-def broker():
-    # One broker (and so one Redis connection) per process; without it django-q2 builds a
-    # new one for every task it queues.
-    return get_broker()
 
 
 def enqueue(event: InboundEvent) -> None:

@@ -1,0 +1,242 @@
+"""Deliveries: recording what must be sent, sending it once per attempt, and recording how
+it went.
+
+Lifecycle of a delivery:
+1. ``record_deliveries`` runs inside the transaction that changed the incident and inserts
+   one pending row per destination (a unique constraint drops repeats). After commit the
+   rows are handed to the queue.
+2. ``send_delivery`` (a django-q2 task) claims the row with a conditional UPDATE that only
+   one worker can win, builds the kind's message and sends it through destinations.http.
+3. The outcome is written back: sent; failed (permanent error, or attempts used up); or
+   pending again with ``next_attempt_at`` set by exponential backoff (or Retry-After) and a
+   one-off schedule to try then. The minute sweeper re-queues anything left behind.
+"""
+
+import logging
+import random
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from destinations import queue
+from destinations.http import EXCERPT_CHARS, DeliveryError
+from destinations.kinds import kind_module
+from destinations.kinds.base import Message, Result
+from destinations.models import Delivery, Destination
+from destinations.signals import destination_failing
+from incidents.models import Incident, TimelineEntry
+
+logger = logging.getLogger(__name__)
+
+# Longer than a send can take (timeout × redirects, or a slow SMTP server), so a live
+# worker never loses its claim; a dead one's claim expires and the sweeper re-sends.
+CLAIM_SECONDS = 300
+Status = Delivery.Status
+
+
+def record_deliveries(sender, incident: Incident, new_status: str, actor=None, **kwargs):
+    """incident_status_recorded receiver: one pending delivery per destination."""
+    destinations = incident.service.destinations.all()
+    if incident.drill:
+        destinations = destinations.filter(send_drills=True)
+    now = timezone.now()
+    rows = [
+        Delivery(destination=destination, incident=incident, event=new_status,
+                 actor=str(actor or "")[:150], next_attempt_at=now)
+        for destination in destinations
+    ]
+    if not rows:
+        return
+    Delivery.objects.bulk_create(rows, ignore_conflicts=True)
+    transaction.on_commit(lambda: queue_pending(incident.pk, new_status))
+
+
+def queue_pending(incident_id: int, event: str) -> None:
+    pending = Delivery.objects.filter(
+        incident_id=incident_id, event=event, status=Status.PENDING
+    ).values_list("pk", flat=True)
+    for delivery_id in pending:
+        queue.enqueue(delivery_id)
+
+
+def claim(delivery_id: int) -> bool:
+    now = timezone.now()
+    return bool(
+        Delivery.objects.filter(pk=delivery_id, status=Status.PENDING)
+        .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
+        .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
+        .update(claimed_until=now + timedelta(seconds=CLAIM_SECONDS),
+                attempts=F("attempts") + 1, last_attempt_at=now)
+    )
+
+
+def send_delivery(delivery_id: int) -> str:
+    """The queue task. Returns what happened, for the task log."""
+    if not claim(delivery_id):
+        return "not due or already taken"
+    delivery = Delivery.objects.select_related(
+        "destination", "incident__service__team"
+    ).get(pk=delivery_id)
+    try:
+        result = kind_module(delivery.destination.kind).send(build_message(delivery))
+    except DeliveryError as exc:
+        return record_failure(delivery, exc)
+    except Exception as exc:
+        # A bug, not the remote side: keep the cause; a person can re-send after a fix.
+        logger.exception("Delivery %s raised unexpectedly", delivery_id)
+        return record_failure(
+            delivery, DeliveryError(f"{exc.__class__.__name__}: {exc}", permanent=True)
+        )
+    return record_success(delivery, result)
+
+
+def incident_url(incident_id: int) -> str:
+    return f"{settings.TOCSIN_PUBLIC_URL}/admin/incidents/incident/{incident_id}/change/"
+
+
+def build_message(delivery: Delivery) -> Message:
+    config = delivery.destination.config
+    incident = delivery.incident
+    if incident is None:
+        return test_message(delivery, config)
+    occurred = {
+        "acknowledged": incident.acknowledged_at, "resolved": incident.resolved_at,
+    }.get(delivery.event) or incident.created_at
+    return Message(
+        event=delivery.event, config=config, delivery_id=str(delivery.uuid),
+        incident_id=incident.pk, number=incident.number, unique_id=incident.unique_id,
+        title=incident.title, summary=incident.summary, status=incident.status,
+        urgency=incident.urgency, severity=incident.severity,
+        priority=str(incident.priority or ""), service=incident.service.name,
+        team=incident.service.team.name, entity_id=incident.entity_id, drill=incident.drill,
+        url=incident_url(incident.pk), created_at=incident.created_at, occurred_at=occurred,
+        actor=delivery.actor, labels=incident.labels,
+        tags=list(incident.tags.values_list("name", flat=True)),
+    )
+
+
+def test_message(delivery: Delivery, config: dict) -> Message:
+    return Message(
+        event="test", config=config, delivery_id=str(delivery.uuid), incident_id=None,
+        number=None, unique_id=f"test-{delivery.pk}",
+        title=f"Test notification from Tocsin to {delivery.destination.name}",
+        summary="This is a test sent from Tocsin. No incident is involved.",
+        status="test", urgency="low", severity="info", priority="", service="Tocsin",
+        team="", entity_id="tocsin-test", drill=False,
+        url=f"{settings.TOCSIN_PUBLIC_URL}/admin/destinations/destination/"
+            f"{delivery.destination_id}/change/",
+        created_at=delivery.created_at, occurred_at=timezone.now(), actor=delivery.actor,
+    )
+
+
+def record_success(delivery: Delivery, result: Result) -> str:
+    now = timezone.now()
+    Delivery.objects.filter(pk=delivery.pk).update(
+        status=Status.SENT, sent_at=now, claimed_until=None, next_attempt_at=None, error="",
+        response_status=result.status, response_body=result.body[:EXCERPT_CHARS],
+        remote_id=result.remote_id[:255],
+    )
+    # Only write to the destination when it had been failing: the common case costs nothing.
+    Destination.objects.filter(pk=delivery.destination_id).filter(
+        Q(consecutive_failures__gt=0) | Q(failing=True)
+    ).update(consecutive_failures=0, failing=False, last_error="")
+    add_timeline_entry(delivery, f"Sent to {delivery.destination.name}"
+                       + (f" (HTTP {result.status})" if result.status else ""))
+    return "sent"
+
+
+def backoff_seconds(attempts: int, retry_after: float | None) -> float:
+    ceiling = settings.TOCSIN_DELIVERY_RETRY_MAX_SECONDS
+    if retry_after is not None:
+        return min(retry_after, ceiling)
+    delay = settings.TOCSIN_DELIVERY_RETRY_BASE_SECONDS * 2 ** (attempts - 1)
+    # Jitter spreads the retries of many deliveries that failed together (a remote outage).
+    return min(delay, ceiling) * random.uniform(0.8, 1.2)
+
+
+def record_failure(delivery: Delivery, error: DeliveryError) -> str:
+    now = timezone.now()
+    attempts = delivery.attempts
+    outcome = {
+        "claimed_until": None, "error": str(error)[:5000], "response_status": error.status,
+        "response_body": error.body[:EXCERPT_CHARS],
+    }
+    if not error.permanent and attempts < settings.TOCSIN_DELIVERY_MAX_ATTEMPTS:
+        due = now + timedelta(seconds=backoff_seconds(attempts, error.retry_after))
+        Delivery.objects.filter(pk=delivery.pk).update(next_attempt_at=due, **outcome)
+        queue.schedule_retry(delivery.pk, due)
+        return f"retry at {due.isoformat()}"
+    Delivery.objects.filter(pk=delivery.pk).update(
+        status=Status.FAILED, next_attempt_at=None, **outcome
+    )
+    note_destination_failure(delivery.destination, str(error))
+    add_timeline_entry(
+        delivery, f"Delivery to {delivery.destination.name} failed after "
+                  f"{attempts} attempt{'s' if attempts != 1 else ''}: {str(error)[:300]}",
+    )
+    return "failed"
+
+
+def note_destination_failure(destination: Destination, error: str) -> None:
+    Destination.objects.filter(pk=destination.pk).update(
+        consecutive_failures=F("consecutive_failures") + 1, last_error=error[:2000]
+    )
+    # Only the worker whose UPDATE flips the flag announces it, so it is announced once.
+    flipped = Destination.objects.filter(
+        pk=destination.pk, failing=False,
+        consecutive_failures__gte=settings.TOCSIN_DESTINATION_FAILING_AFTER,
+    ).update(failing=True)
+    if flipped:
+        destination.refresh_from_db()
+        destination_failing.send(sender=Destination, destination=destination, error=error)
+
+
+def add_timeline_entry(delivery: Delivery, message: str) -> None:
+    if delivery.incident_id is None:
+        return
+    TimelineEntry.objects.create(
+        incident_id=delivery.incident_id, kind=TimelineEntry.Kind.DELIVERY, message=message,
+        data={"delivery": delivery.pk, "destination": delivery.destination_id,
+              "event": delivery.event},
+    )
+
+
+def resend(delivery: Delivery) -> bool:
+    """Send a finished delivery again (same delivery id, so receivers can tell). Returns
+    False when it is still pending."""
+    with transaction.atomic():
+        changed = Delivery.objects.filter(
+            pk=delivery.pk, status__in=[Status.SENT, Status.FAILED]
+        ).update(status=Status.PENDING, next_attempt_at=timezone.now(), claimed_until=None,
+                 error="")
+        if changed:
+            transaction.on_commit(lambda: queue.enqueue(delivery.pk))
+    return bool(changed)
+
+
+def send_test(destination: Destination, *, actor=None) -> Delivery:
+    """Record a test delivery and queue it; the caller shows its outcome."""
+    with transaction.atomic():
+        delivery = Delivery.objects.create(
+            destination=destination, event=Delivery.Event.TEST,
+            actor=str(actor or "")[:150], next_attempt_at=timezone.now(),
+        )
+        transaction.on_commit(lambda: queue.enqueue(delivery.pk))
+    return delivery
+
+
+def queue_due_deliveries(limit: int = 1000) -> int:
+    """Sweeper: hand pending deliveries whose time has come, and whose claim (if any) has
+    expired, to the queue again. Covers a lost task, a broker outage, a killed worker."""
+    now = timezone.now()
+    due = list(
+        Delivery.objects.filter(status=Status.PENDING, next_attempt_at__lte=now)
+        .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
+        .order_by("next_attempt_at").values_list("pk", flat=True)[:limit]
+    )
+    for delivery_id in due:
+        queue.enqueue(delivery_id)
+    return len(due)

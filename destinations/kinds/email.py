@@ -1,0 +1,59 @@
+"""Email through Django's mail framework (SMTP or any anymail backend from settings).
+
+Errors are classified like HTTP ones: a refused recipient or a 5xx SMTP reply is
+permanent, a connection problem or a 4xx reply is retried.
+"""
+
+import smtplib
+
+from django.core.mail import EmailMultiAlternatives
+from django.template.loader import render_to_string
+
+from destinations.http import DeliveryError
+from destinations.kinds.base import EMAILS, Field, Message, Result, render_template
+
+DEFAULT_SUBJECT = "Alert {alert_name} changed status to {state}"
+
+FIELDS = [
+    Field("recipients", EMAILS, help="Addresses, separated by commas."),
+    Field("subject_template", required=False, default=DEFAULT_SUBJECT,
+          help="Placeholders: {alert_name} {state} {number} {unique_id} {service} {team} "
+               "{urgency} {severity} {entity_id} {url}"),
+]
+
+
+def placeholders(message: Message) -> dict:
+    return {
+        "alert_name": message.title, "state": message.event, "number": message.number or "",
+        "unique_id": message.unique_id, "service": message.service, "team": message.team,
+        "urgency": message.urgency, "severity": message.severity,
+        "entity_id": message.entity_id, "url": message.url,
+    }
+
+
+def build(message: Message) -> EmailMultiAlternatives:
+    subject = render_template(message.config["subject_template"], placeholders(message))
+    context = {"message": message}
+    mail = EmailMultiAlternatives(
+        subject=" ".join(subject.split())[:250],
+        body=render_to_string("destinations/email.txt", context),
+        to=message.config["recipients"],
+        headers={"X-Tocsin-Delivery": message.delivery_id},
+    )
+    mail.attach_alternative(render_to_string("destinations/email.html", context), "text/html")
+    return mail
+
+
+def send(message: Message) -> Result:
+    try:
+        build(message).send()
+    except smtplib.SMTPRecipientsRefused as exc:
+        raise DeliveryError(f"Recipients refused: {exc.recipients}", permanent=True) from exc
+    except smtplib.SMTPResponseException as exc:
+        detail = exc.smtp_error.decode(errors="replace") if isinstance(exc.smtp_error, bytes) \
+            else str(exc.smtp_error)
+        raise DeliveryError(f"SMTP {exc.smtp_code}: {detail}", permanent=exc.smtp_code >= 500,
+                            status=exc.smtp_code) from exc
+    except (OSError, smtplib.SMTPException) as exc:
+        raise DeliveryError(f"Mail server unreachable: {exc}", permanent=False) from exc
+    return Result(250, "")

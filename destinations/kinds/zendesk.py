@@ -1,0 +1,59 @@
+"""Zendesk Tickets API: one ticket per incident, found again by its external id. Acknowledge
+reopens it as 'open' with an internal note, resolve marks it 'solved'."""
+
+from destinations import http
+from destinations.kinds.base import SECRET, URL, Field, Message, Result
+
+FIELDS = [
+    Field("api_url", URL, help="https://<subdomain>.zendesk.com"),
+    Field("email", help="The agent the API token belongs to."),
+    Field("api_token", SECRET),
+    Field("group_id", required=False, help="Numeric id of the group to assign tickets to."),
+]
+
+STATUSES = {"acknowledged": "open", "resolved": "solved"}
+
+
+def external_id(message: Message) -> str:
+    return f"tocsin-test-{message.delivery_id}" if message.is_test else message.dedup_key
+
+
+def create_body(message: Message) -> dict:
+    ticket = {
+        "subject": message.headline[:250],
+        "comment": {"body": f"{message.summary or message.title}\n\nTocsin: {message.url}"},
+        "external_id": external_id(message),
+        "type": "incident",
+        "priority": "urgent" if message.urgency == "high" else "normal",
+        "tags": ["tocsin", f"tocsin_{message.event}"],
+    }
+    if message.config.get("group_id"):
+        ticket["group_id"] = message.config["group_id"]
+    if message.event in STATUSES:
+        ticket["status"] = STATUSES[message.event]
+    return {"ticket": ticket}
+
+
+def update_body(message: Message) -> dict:
+    note = f"{message.state_label} in Tocsin" + (f" by {message.actor}" if message.actor else "")
+    return {"ticket": {"status": STATUSES[message.event],
+                       "comment": {"body": f"{note}: {message.url}", "public": False}}}
+
+
+def send(message: Message) -> Result:
+    config = message.config
+    auth = (f"{config['email']}/token", config["api_token"])
+    base = f"{config['api_url']}/api/v2/tickets"
+    ticket_id = ""
+    if message.event in STATUSES:
+        found = http.request("GET", f"{base}.json", auth=auth,
+                             params={"external_id": external_id(message)})
+        tickets = (found.json() or {}).get("tickets") or []
+        ticket_id = str(tickets[0]["id"]) if tickets else ""
+    if ticket_id:
+        response = http.request("PUT", f"{base}/{ticket_id}.json", json_body=update_body(message),
+                                auth=auth)
+    else:
+        response = http.request("POST", f"{base}.json", json_body=create_body(message), auth=auth)
+        ticket_id = str(((response.json() or {}).get("ticket") or {}).get("id", ""))
+    return Result(response.status, response.text, ticket_id)

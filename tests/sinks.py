@@ -1,0 +1,156 @@
+"""Local stand-ins for remote services: an HTTP sink and an SMTP sink on 127.0.0.1.
+
+Each records what it received, so tests assert on the exact requests a destination made.
+"""
+
+import json
+import socketserver
+import threading
+from dataclasses import dataclass, field
+from email import message_from_bytes, policy
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+
+@dataclass
+class Received:
+    method: str
+    path: str
+    query: dict
+    headers: dict
+    body: bytes
+
+    @property
+    def json(self):
+        return json.loads(self.body)
+
+    @property
+    def form(self) -> dict:
+        return {k: v[0] for k, v in parse_qs(self.body.decode()).items()}
+
+
+@dataclass
+class Reply:
+    status: int = 200
+    body: object = field(default_factory=dict)
+    headers: dict = field(default_factory=dict)
+
+
+class HTTPSink:
+    """Answers each request with the next scripted Reply (then the default one)."""
+
+    def __init__(self):
+        self.requests: list[Received] = []
+        self.replies: list[Reply] = []
+        self.default = Reply(200, {"ok": True})
+        sink = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_any(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                parts = urlsplit(self.path)
+                sink.requests.append(Received(
+                    self.command, parts.path,
+                    {k: v[0] for k, v in parse_qs(parts.query).items()},
+                    {k.lower(): v for k, v in self.headers.items()},
+                    self.rfile.read(length),
+                ))
+                reply = sink.replies.pop(0) if sink.replies else sink.default
+                body = reply.body if isinstance(reply.body, bytes) else \
+                    json.dumps(reply.body).encode()
+                self.send_response(reply.status)
+                for key, value in reply.headers.items():
+                    self.send_header(key, value)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_any
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def reply(self, *replies: Reply) -> None:
+        self.replies.extend(replies)
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class SMTPSink:
+    """A minimal SMTP server: enough of RFC 5321 for Django's SMTP backend."""
+
+    def __init__(self):
+        self.messages: list[dict] = []
+        sink = self
+
+        class Handler(socketserver.StreamRequestHandler):
+            def handle(self):
+                envelope = {"from": None, "to": []}
+                self.say("220 sink ready")
+                while line := self.rfile.readline():
+                    command = line.decode().strip()
+                    verb = command.split(" ", 1)[0].upper()
+                    if verb in ("EHLO", "HELO"):
+                        self.say("250 sink")
+                    elif verb == "MAIL":
+                        envelope["from"] = command.split(":", 1)[1].strip(" <>")
+                        self.say("250 ok")
+                    elif verb == "RCPT":
+                        envelope["to"].append(command.split(":", 1)[1].strip(" <>"))
+                        self.say("250 ok")
+                    elif verb == "DATA":
+                        self.say("354 go on")
+                        data = b""
+                        while (chunk := self.rfile.readline()) not in (b".\r\n", b""):
+                            data += chunk[1:] if chunk.startswith(b"..") else chunk
+                        sink.messages.append({
+                            **envelope, "message": message_from_bytes(data, policy=policy.default),
+                        })
+                        envelope = {"from": None, "to": []}
+                        self.say("250 queued")
+                    elif verb == "QUIT":
+                        self.say("221 bye")
+                        return
+                    else:
+                        self.say("250 ok")
+
+            def say(self, text):
+                self.wfile.write(text.encode() + b"\r\n")
+
+        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def http_sink(settings):
+    settings.TOCSIN_ALLOW_PRIVATE_DESTINATIONS = True
+    sink = HTTPSink()
+    yield sink
+    sink.close()
+
+
+@pytest.fixture
+def smtp_sink(settings):
+    sink = SMTPSink()
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST = "127.0.0.1"
+    settings.EMAIL_PORT = sink.port
+    settings.EMAIL_USE_TLS = False
+    yield sink
+    sink.close()
