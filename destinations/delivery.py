@@ -218,13 +218,14 @@ def resend(delivery: Delivery) -> bool:
 
 
 def send_test(destination: Destination, *, actor=None) -> Delivery:
-    """Record a test delivery and queue it; the caller shows its outcome."""
-    with transaction.atomic():
-        delivery = Delivery.objects.create(
-            destination=destination, event=Delivery.Event.TEST,
-            actor=str(actor or "")[:150], next_attempt_at=timezone.now(),
-        )
-        transaction.on_commit(lambda: queue.enqueue(delivery.pk))
+    """Send a test now, in the caller's request, so the person who asked sees the outcome
+    at once. It is recorded like any delivery; a retryable failure is retried as usual."""
+    delivery = Delivery.objects.create(
+        destination=destination, event=Delivery.Event.TEST, actor=str(actor or "")[:150],
+        next_attempt_at=timezone.now(),
+    )
+    send_delivery(delivery.pk)
+    delivery.refresh_from_db()
     return delivery
 
 

@@ -108,10 +108,11 @@ class IncidentAdmin(admin.ModelAdmin):
         ]}),
         ("Times", {"fields": ["created_at", "acknowledged_at", "resolved_at", "unique_id"]}),
         ("Timeline", {"fields": ["timeline_html"]}),
+        ("Deliveries", {"fields": ["deliveries_html"]}),
     ]
     readonly_fields = [
         "status_label", "service", "entity_id", "drill", "created_at", "acknowledged_at",
-        "resolved_at", "unique_id", "timeline_html",
+        "resolved_at", "unique_id", "timeline_html", "deliveries_html",
     ]
     filter_horizontal = ["tags"]
 
@@ -174,6 +175,31 @@ class IncidentAdmin(admin.ModelAdmin):
             ),
         )
         return format_html('<ol class="tocsin-timeline">{}</ol>', rows)
+
+    @admin.display(description="Sent to destinations")
+    def deliveries_html(self, incident):
+        # The reverse relation keeps this app free of imports from destinations.
+        sent = incident.deliveries.select_related("destination").order_by("created_at", "id")
+        if not sent:
+            return "No destinations were told about this incident."
+        rows = format_html_join(
+            "", '<tr><td><a href="{}">{}</a></td><td>{}</td><td>{}</td><td>{}</td>'
+            "<td>{}</td><td>{}</td></tr>",
+            (
+                (reverse("admin:destinations_delivery_change", args=[d.pk]), d.destination.name,
+                 d.get_event_display(), badge(d.status, d.get_status_display()), d.attempts,
+                 d.response_status or "", d.error[:120])
+                for d in sent
+            ),
+        )
+        log = reverse("admin:destinations_delivery_changelist")
+        return format_html(
+            '<table class="tocsin-deliveries"><thead><tr><th>Destination</th><th>Event</th>'
+            "<th>Status</th><th>Attempts</th><th>HTTP</th><th>Error</th></tr></thead>"
+            '<tbody>{}</tbody></table><p><a href="{}?incident__id__exact={}">Delivery log for '
+            "this incident</a></p>",
+            rows, log, incident.pk,
+        )
 
     def _change_selected(self, request, queryset, change, verb):
         changed = sum(1 for incident in queryset if change(incident, actor=request.user))

@@ -3,6 +3,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 from rest_framework.routers import DefaultRouter
 
+from destinations.api import DeliveryViewSet, DestinationViewSet
 from incidents.api import IncidentViewSet, ServiceViewSet, TeamViewSet
 from integrations import views as ingest
 from integrations.api import (
@@ -20,6 +21,8 @@ router.register("integrations", IntegrationViewSet, basename="integration")
 router.register("incidents", IncidentViewSet, basename="incident")
 router.register("alerts", AlertViewSet, basename="alert")
 router.register("inbound-events", InboundEventViewSet, basename="inboundevent")
+router.register("destinations", DestinationViewSet, basename="destination")
+router.register("deliveries", DeliveryViewSet, basename="delivery")
 
 urlpatterns = [
     path("healthz", views.healthz, name="healthz"),

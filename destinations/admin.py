@@ -1,0 +1,228 @@
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count
+from django.http import HttpResponseNotAllowed
+from django.shortcuts import get_object_or_404, redirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
+
+from destinations import delivery
+from destinations.forms import form_for_kind
+from destinations.kinds import KINDS
+from destinations.models import Delivery, Destination
+from tocsin.adminkit import CSS, JS, badge
+
+
+def outcome_message(sent: Delivery) -> tuple[int, str]:
+    if sent.status == Delivery.Status.SENT:
+        status = f" (HTTP {sent.response_status})" if sent.response_status else ""
+        return messages.SUCCESS, f"Test sent to {sent.destination.name}{status}."
+    verb = "failed" if sent.status == Delivery.Status.FAILED else "failed; it will be retried"
+    return messages.ERROR, f"Test to {sent.destination.name} {verb}: {sent.error}"
+
+
+@admin.register(Destination)
+class DestinationAdmin(admin.ModelAdmin):
+    list_display = ["name", "kind", "health", "send_drills", "service_count", "created_at"]
+    list_filter = ["kind", "failing", "send_drills"]
+    search_fields = ["name"]
+    actions = ["send_test_selected"]
+    change_form_template = "admin/destinations/destination/change_form.html"
+    readonly_fields = ["kind_label", "health", "consecutive_failures", "last_error"]
+
+    class Media:
+        css = {"all": CSS}
+        js = JS
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(services_total=Count("services"))
+
+    def requested_kind(self, request, obj=None) -> str | None:
+        if obj is not None:
+            return obj.kind
+        kind = request.GET.get("kind") or request.POST.get("kind")
+        return kind if kind in KINDS else None
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        kind = self.requested_kind(request, obj) or "webhook"
+        kwargs["form"] = form_for_kind(kind, obj.config if obj else {})
+        return super().get_form(request, obj, change, **kwargs)
+
+    def get_fieldsets(self, request, obj=None):
+        kind = self.requested_kind(request, obj) or "webhook"
+        config_fields = [f"config_{spec.name}" for spec in KINDS[kind].FIELDS]
+        fieldsets = [
+            (None, {"fields": ["name", "kind_label", "send_drills"]}),
+            ("Settings", {"fields": config_fields,
+                          "description": "Secrets are never shown again once saved."}),
+        ]
+        if obj is not None:
+            fieldsets.append(("Health", {"fields": ["health", "consecutive_failures",
+                                                    "last_error"]}))
+        return fieldsets
+
+    def add_view(self, request, form_url="", extra_context=None):
+        if self.requested_kind(request) is None:
+            # The form depends on the kind, so the kind is chosen first.
+            context = {
+                **self.admin_site.each_context(request), "opts": self.opts,
+                "title": "Add destination: choose its kind",
+                "kinds": Destination.Kind.choices,
+            }
+            return TemplateResponse(request, "admin/destinations/destination/choose_kind.html",
+                                    context)
+        return super().add_view(request, form_url, extra_context)
+
+    @admin.display(description="Kind")
+    def kind_label(self, destination):
+        if destination.pk:
+            return destination.get_kind_display()
+        return "—"
+
+    @admin.display(description="Health", ordering="failing")
+    def health(self, destination):
+        if destination.failing:
+            return badge("failed", f"Failing ({destination.consecutive_failures} in a row)")
+        return badge("sent", "OK")
+
+    @admin.display(description="Services", ordering="services_total")
+    def service_count(self, destination):
+        return destination.services_total
+
+    def render_change_form(self, request, context, *args, obj=None, **kwargs):
+        kind = self.requested_kind(request, obj)
+        context.update(
+            can_send_test=bool(obj) and self.has_change_permission(request, obj),
+            chosen_kind=kind,
+            chosen_kind_label=Destination.Kind(kind).label if kind else "",
+        )
+        return super().render_change_form(request, context, *args, obj=obj, **kwargs)
+
+    def get_urls(self):
+        return [
+            path("<int:pk>/send-test/", self.admin_site.admin_view(self.send_test_view),
+                 name="destinations_destination_send_test"),
+        ] + super().get_urls()
+
+    def send_test_view(self, request, pk):
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        destination = get_object_or_404(Destination, pk=pk)
+        if not self.has_change_permission(request, destination):
+            raise PermissionDenied
+        level, text = outcome_message(delivery.send_test(destination, actor=request.user))
+        self.message_user(request, text, level)
+        return redirect("admin:destinations_destination_change", pk)
+
+    @admin.action(description="Send a test to selected destinations", permissions=["change"])
+    def send_test_selected(self, request, queryset):
+        for destination in queryset:
+            level, text = outcome_message(delivery.send_test(destination, actor=request.user))
+            self.message_user(request, text, level)
+
+
+class KindFilter(admin.SimpleListFilter):
+    title = "destination kind"
+    parameter_name = "kind"
+
+    def lookups(self, request, model_admin):
+        return Destination.Kind.choices
+
+    def queryset(self, request, queryset):
+        if self.value():
+            return queryset.filter(destination__kind=self.value())
+        return queryset
+
+
+@admin.register(Delivery)
+class DeliveryAdmin(admin.ModelAdmin):
+    list_display = [
+        "id", "event_label", "destination", "incident_link", "status_label", "attempts",
+        "response_status", "created_at", "last_attempt_at",
+    ]
+    list_filter = ["status", "event", KindFilter, "destination", "created_at"]
+    search_fields = ["=incident__number", "destination__name", "error", "=uuid"]
+    date_hierarchy = "created_at"
+    actions = ["resend_selected"]
+    list_per_page = 100
+    change_form_template = "admin/destinations/delivery/change_form.html"
+    fields = [
+        "uuid", "destination", "incident_link", "event", "actor", "status_label", "attempts",
+        "response_status", "response_body", "remote_id", "error", "created_at",
+        "last_attempt_at", "next_attempt_at", "sent_at",
+    ]
+    readonly_fields = fields
+
+    class Media:
+        css = {"all": CSS}
+        js = JS
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("destination", "incident")
+
+    def lookup_allowed(self, lookup, value, request=None):
+        # The incident page links here filtered to its own deliveries.
+        return lookup == "incident__id__exact" or super().lookup_allowed(lookup, value, request)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_resend_permission(self, request):
+        return request.user.has_perm("destinations.resend_delivery")
+
+    @admin.display(description="Event", ordering="event")
+    def event_label(self, sent):
+        return sent.get_event_display()
+
+    @admin.display(description="Status", ordering="status")
+    def status_label(self, sent):
+        return badge(sent.status, sent.get_status_display())
+
+    @admin.display(description="Incident", ordering="incident__number")
+    def incident_link(self, sent):
+        if sent.incident is None:
+            return "— (test)"
+        url = reverse("admin:incidents_incident_change", args=[sent.incident_id])
+        return format_html('<a href="{}">#{} {}</a>', url, sent.incident.number,
+                           sent.incident.title[:60])
+
+    @admin.action(description="Re-send selected deliveries", permissions=["resend"])
+    def resend_selected(self, request, queryset):
+        queued = sum(1 for sent in queryset if delivery.resend(sent))
+        self.message_user(request, f"{queued} delivery(ies) queued to be sent again.",
+                          messages.SUCCESS)
+        skipped = queryset.count() - queued
+        if skipped:
+            self.message_user(request, f"{skipped} were still pending and were left alone.",
+                              messages.WARNING)
+
+    def get_urls(self):
+        return [
+            path("<int:pk>/resend/", self.admin_site.admin_view(self.resend_view),
+                 name="destinations_delivery_resend"),
+        ] + super().get_urls()
+
+    def resend_view(self, request, pk):
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if not self.has_resend_permission(request):
+            raise PermissionDenied
+        sent = get_object_or_404(Delivery, pk=pk)
+        if delivery.resend(sent):
+            self.message_user(request, "Queued to be sent again.", messages.SUCCESS)
+        else:
+            self.message_user(request, "It is still pending; nothing to re-send.",
+                              messages.WARNING)
+        return redirect("admin:destinations_delivery_change", pk)
+
+    def render_change_form(self, request, context, *args, obj=None, **kwargs):
+        context["can_resend"] = (
+            bool(obj) and obj.status != Delivery.Status.PENDING
+            and self.has_resend_permission(request)
+        )
+        return super().render_change_form(request, context, *args, obj=obj, **kwargs)
+
