@@ -9,6 +9,7 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
+from destinations.models import Delivery, Destination
 from incidents.models import Incident, Service, Team
 from integrations.models import Alert, InboundEvent, Integration
 from tests.processes import (
@@ -21,6 +22,7 @@ from tests.processes import (
     stop,
     wait_for,
 )
+from tests.sinks import HTTPSink
 
 pytestmark = [
     pytest.mark.postgres_only,
@@ -74,7 +76,9 @@ class Stack:
 
 @pytest.fixture
 def stack(tmp_path):
-    running = Stack(tmp_path, TOCSIN_REQUEUE_AFTER_SECONDS="2", TOCSIN_TASK_TIMEOUT="20")
+    # Destinations in these tests are local sinks, so the private-address guard is off.
+    running = Stack(tmp_path, TOCSIN_REQUEUE_AFTER_SECONDS="2", TOCSIN_TASK_TIMEOUT="20",
+                    TOCSIN_ALLOW_PRIVATE_DESTINATIONS="true")
     yield running
     running.stop()
 
@@ -174,3 +178,31 @@ def test_worker_killed_mid_burst_loses_nothing(stack, integration):
     for n in range(5):
         [incident] = Incident.objects.filter(entity_id=f"svc-{n}")
         assert incident.alerts.count() == accepted // 5
+
+
+def test_burst_reaches_the_destination_once_per_incident(stack, integration):
+    sink = HTTPSink()
+    try:
+        hook = Destination.objects.create(name="hook", kind="webhook",
+                                          config={"url": f"{sink.url}/hook"})
+        integration.service.destinations.add(hook)
+        stack.start_web()
+        stack.start_worker()
+        bodies = [
+            {"message": f"m{n}", "alert_type": "critical", "entity_id": f"node-{n % 8}"}
+            for n in range(32)
+        ]
+        results = fire_at_once(f"{stack.url}/api/events/{integration.key}/", bodies)
+        assert all(status == 200 for status, _ in results)
+        assert wait_for(lambda: len(sink.requests) >= 8, 90), len(sink.requests)
+        time.sleep(1)  # anything extra would arrive now
+
+        received = [r.json for r in sink.requests]
+        assert len(received) == 8
+        assert sorted(r["incident"]["entity_id"] for r in received) == [
+            f"node-{n}" for n in range(8)
+        ]
+        assert {r["event"] for r in received} == {"triggered"}
+        assert Delivery.objects.filter(status="sent", attempts=1).count() == 8
+    finally:
+        sink.close()
