@@ -1,6 +1,6 @@
 import pytest
+from django.utils.module_loading import import_string
 
-from destinations import delivery
 from destinations.models import Destination
 
 
@@ -10,14 +10,14 @@ def deliver_inline(monkeypatch):
     decides when the next attempt happens. Yields the list of scheduled retries."""
     scheduled = []
 
-    def inline_async_task(func_path, delivery_id, **kwargs):
-        delivery.send_delivery(delivery_id)
+    def inline_async_task(func_path, *args, **kwargs):
+        import_string(func_path)(*args)
 
-    def record_schedule(func_path, delivery_id, **kwargs):
-        scheduled.append((delivery_id, kwargs["next_run"]))
+    def record_schedule(func_path, *args, **kwargs):
+        scheduled.append((args[0], kwargs["next_run"]))
 
-    monkeypatch.setattr("destinations.queue.async_task", inline_async_task)
-    monkeypatch.setattr("destinations.queue.schedule", record_schedule)
+    monkeypatch.setattr("tocsin.taskqueue.async_task", inline_async_task)
+    monkeypatch.setattr("tocsin.taskqueue.schedule", record_schedule)
     return scheduled
 
 

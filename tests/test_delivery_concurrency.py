@@ -45,7 +45,7 @@ def in_parallel(function, *args) -> list:
 
 
 def test_parallel_workers_send_one_delivery_exactly_once(service, http_sink, monkeypatch):
-    monkeypatch.setattr("destinations.queue.async_task", lambda *a, **k: None)
+    monkeypatch.setattr("tocsin.taskqueue.async_task", lambda *a, **k: None)
     make_destination(service, "webhook", {"url": f"{http_sink.url}/hook"})
     lifecycle.open_incident(service=service, title="x", entity_id="e")
     pending = Delivery.objects.get()
@@ -63,7 +63,7 @@ def test_parallel_sweepers_and_workers_send_each_of_many_deliveries_once(
     service, http_sink, monkeypatch
 ):
     # Every queued task runs at once in the thread that queued it, like a worker would.
-    monkeypatch.setattr("destinations.queue.async_task",
+    monkeypatch.setattr("tocsin.taskqueue.async_task",
                         lambda func, delivery_id, **k: delivery.send_delivery(delivery_id))
     for n in range(3):
         make_destination(service, "webhook", {"url": f"{http_sink.url}/hook/{n}"}, name=f"d{n}")
@@ -81,7 +81,7 @@ def test_parallel_sweepers_and_workers_send_each_of_many_deliveries_once(
 
 
 def test_parallel_state_changes_record_one_delivery_per_event(service, http_sink, monkeypatch):
-    monkeypatch.setattr("destinations.queue.async_task", lambda *a, **k: None)
+    monkeypatch.setattr("tocsin.taskqueue.async_task", lambda *a, **k: None)
     make_destination(service, "webhook", {"url": f"{http_sink.url}/hook"})
     incident = lifecycle.open_incident(service=service, title="x", entity_id="e")
 

@@ -131,7 +131,7 @@ def test_resend_action_queues_failed_deliveries_again(logged_in_manager, service
                                                       monkeypatch,
                                                       django_capture_on_commit_callbacks):
     queued = []
-    monkeypatch.setattr("destinations.queue.async_task", lambda *a, **k: queued.append(a[1]))
+    monkeypatch.setattr("tocsin.taskqueue.async_task", lambda *a, **k: queued.append(a[1]))
     hook = make_destination(service, "webhook", {"url": "https://example.com/1"})
     failed = Delivery.objects.create(destination=hook, incident=incident, event="triggered",
                                      status="failed", attempts=1)

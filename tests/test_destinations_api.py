@@ -170,7 +170,7 @@ def test_deliveries_filter_by_status_destination_and_incident(manager_api, servi
 
 def test_manager_resends_a_failed_delivery(manager_api, service, incident, monkeypatch):
     queued = []
-    monkeypatch.setattr("destinations.queue.async_task", lambda *a, **k: queued.append(a))
+    monkeypatch.setattr("tocsin.taskqueue.async_task", lambda *a, **k: queued.append(a))
     hook = make_destination(service, "webhook", {"url": "https://example.com/1"})
     failed = Delivery.objects.create(destination=hook, incident=incident, event="resolved",
                                      status="failed", attempts=1)
