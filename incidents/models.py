@@ -182,6 +182,7 @@ class TimelineEntry(models.Model):
         RESOLVED = "resolved", "Resolved"
         NOTE = "note", "Note"
         DELIVERY = "delivery", "Delivery"
+        ESCALATION = "escalation", "Escalation"
 
     incident = models.ForeignKey(Incident, on_delete=models.CASCADE, related_name="timeline")
     kind = models.CharField(max_length=20, choices=Kind.choices)

@@ -8,3 +8,8 @@ incident_status_recorded = Signal()
 # Sent after the transaction that changed an incident's status commits.
 # Arguments: incident, old_status, new_status, actor (a user or None).
 incident_status_changed = Signal()
+
+# An incident escalated: an SLA breach, or (with escalation policies) a step that moved to
+# the next level. Sent inside the transaction that records it on the timeline, once per
+# escalation. Arguments: incident, reason (a sentence), key (stable id of the escalation).
+incident_escalated = Signal()

@@ -1,6 +1,29 @@
 from django.apps import AppConfig
+from django.db.models.signals import m2m_changed, post_save, pre_save
 
 
 class NotificationsConfig(AppConfig):
     name = "notifications"
     verbose_name = "Notifications"
+
+    def ready(self):
+        # Models and the apps' signals load only once the app registry is ready.
+        from django.contrib.auth import get_user_model
+
+        from destinations.signals import destination_failing
+        from incidents.signals import incident_escalated, incident_status_recorded
+        from notifications import receivers
+
+        user = get_user_model()
+        incident_status_recorded.connect(receivers.on_incident_status,
+                                         dispatch_uid="notifications-incidents")
+        incident_escalated.connect(receivers.on_escalation,
+                                   dispatch_uid="notifications-escalations")
+        destination_failing.connect(receivers.on_destination_failing,
+                                    dispatch_uid="notifications-destination-failing")
+        post_save.connect(receivers.on_user_saved, sender=user,
+                          dispatch_uid="notifications-user-saved")
+        pre_save.connect(receivers.remember_password_change, sender=user,
+                         dispatch_uid="notifications-password")
+        m2m_changed.connect(receivers.on_groups_changed, sender=user.groups.through,
+                            dispatch_uid="notifications-roles")

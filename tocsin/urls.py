@@ -12,6 +12,7 @@ from integrations.api import (
     IntegrationTokenViewSet,
     IntegrationViewSet,
 )
+from notifications.api import NotificationSettingsView
 from tocsin import views
 
 router = DefaultRouter()
@@ -41,6 +42,8 @@ urlpatterns = [
         IntegrationTokenViewSet.as_view({"get": "retrieve", "delete": "destroy"}),
         name="integration-token",
     ),
+    path("api/v1/notification-settings/", NotificationSettingsView.as_view(),
+         name="notification-settings"),
     path("api/v1/", include(router.urls)),
     path("admin/", admin.site.urls),
 ]

@@ -1,0 +1,79 @@
+from django.contrib import admin, messages
+from django.shortcuts import redirect
+from django.urls import reverse
+
+from notifications import sending
+from notifications.forms import NotificationSettingsForm
+from notifications.models import SETTINGS_TYPES, Notification, NotificationSettings
+from tocsin.adminkit import CSS, JS, badge
+
+
+@admin.register(NotificationSettings)
+class NotificationSettingsAdmin(admin.ModelAdmin):
+    """The one settings record: no add, no delete; the list goes straight to it."""
+
+    form = NotificationSettingsForm
+    fieldsets = [
+        (None, {"fields": ["default_recipients"],
+                "description": "Everyone here gets every notification type that does not "
+                               "override the global settings."}),
+        *[
+            (kind.label, {"fields": [f"{kind.value}_override", f"{kind.value}_recipients"]})
+            for kind in SETTINGS_TYPES
+        ],
+        ("Incidents", {"fields": ["send_resolved"]}),
+    ]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def changelist_view(self, request, extra_context=None):
+        NotificationSettings.load()
+        return redirect(reverse("admin:notifications_notificationsettings_change", args=[1]))
+
+
+@admin.register(Notification)
+class NotificationAdmin(admin.ModelAdmin):
+    list_display = ["subject", "type", "event", "status_label", "recipient_list", "attempts",
+                    "created_at"]
+    list_filter = ["status", "type", "event", "created_at"]
+    search_fields = ["subject", "recipients", "error", "=dedup_key"]
+    date_hierarchy = "created_at"
+    actions = ["resend_selected"]
+    fields = ["subject", "type", "event", "status_label", "recipient_list", "bcc", "ignored",
+              "incident", "attempts", "error", "created_at", "sent_at", "next_attempt_at",
+              "body_text", "dedup_key"]
+    readonly_fields = fields
+
+    class Media:
+        css = {"all": CSS}
+        js = JS
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("incident")
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_resend_permission(self, request):
+        return request.user.has_perm("notifications.resend_notification")
+
+    @admin.display(description="Status", ordering="status")
+    def status_label(self, notification):
+        return badge(notification.status, notification.get_status_display())
+
+    @admin.display(description="Recipients")
+    def recipient_list(self, notification):
+        return ", ".join(notification.recipients)
+
+    @admin.action(description="Re-send selected notifications", permissions=["resend"])
+    def resend_selected(self, request, queryset):
+        count = sum(1 for notification in queryset if sending.resend(notification))
+        self.message_user(request, f"{count} notification(s) queued to be sent again.",
+                          messages.SUCCESS)

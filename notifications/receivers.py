@@ -1,0 +1,131 @@
+"""What the portal emails about, one receiver per happening (connected in apps.ready).
+
+Each receiver builds one Email and records it with a key that names the happening, so a
+repeated signal can never send a second mail.
+"""
+
+from django.contrib.auth.models import Group
+from django.db import transaction
+from django.urls import reverse
+
+from notifications.models import NotificationSettings, NotificationType
+from notifications.records import Email, portal_url, record, when
+from tocsin.actor import current_actor
+
+
+def by(actor) -> str:
+    actor = actor or current_actor()
+    return str(actor) if actor else "Tocsin (automatic)"
+
+
+def incident_url(incident) -> str:
+    return portal_url(reverse("admin:incidents_incident_change", args=[incident.pk]))
+
+
+def incident_facts(incident) -> list[tuple[str, str]]:
+    return [
+        ("Incident", f"#{incident.number} {incident.title}"),
+        ("Service", f"{incident.service.name} ({incident.service.team.name})"),
+        ("Urgency", incident.urgency),
+        ("Entity", incident.entity_id),
+    ]
+
+
+def on_incident_status(sender, incident, new_status, actor=None, **kwargs):
+    """incident_status_recorded: Incidents notifications (resolved ones can be switched off)."""
+    if new_status == "resolved" and not NotificationSettings.load().send_resolved:
+        return
+    drill = " [DRILL]" if incident.drill else ""
+    email = Email(
+        subject=f"[Tocsin]{drill} Incident #{incident.number} {new_status}: {incident.title}",
+        headline=f"Incident #{incident.number} was {new_status}{drill}",
+        text=incident.summary[:2000],
+        facts=[("What", f"Incident {new_status}"), *incident_facts(incident),
+               ("When", when()), ("By", by(actor))],
+        url=incident_url(incident),
+    )
+    record(NotificationType.INCIDENTS, f"incident.{new_status}",
+           f"incident:{incident.pk}:{new_status}", email, incident=incident)
+
+
+def on_escalation(sender, incident, reason, key, **kwargs):
+    email = Email(
+        subject=f"[Tocsin] Escalation on incident #{incident.number}: {reason}",
+        headline=f"Incident #{incident.number} escalated",
+        text=reason,
+        facts=[("What", reason), *incident_facts(incident), ("Status", incident.status),
+               ("When", when()), ("By", "Tocsin (automatic)")],
+        url=incident_url(incident),
+    )
+    record(NotificationType.ESCALATIONS, "incident.escalated",
+           f"escalation:{incident.pk}:{key}", email, incident=incident)
+
+
+def platform_action(event: str, what: str, where: str, url: str, key: str, actor=None,
+                    detail: str = "") -> None:
+    """Record a Platform Actions email; the receivers below all come through here."""
+    moment = when()
+    email = Email(
+        subject=f"[Tocsin] {what}", headline=what, text=detail,
+        facts=[("What", what), ("Where", where), ("When", moment), ("By", by(actor))],
+        url=url,
+    )
+    record(NotificationType.PLATFORM_ACTIONS, event, f"{key}:{moment}", email)
+
+
+def on_destination_failing(sender, destination, error, **kwargs):
+    platform_action(
+        "destination.failing", f"Destination {destination.name} is failing",
+        f"{destination.get_kind_display()} destination, "
+        f"{destination.consecutive_failures} failed deliveries in a row",
+        portal_url(reverse("admin:destinations_destination_change", args=[destination.pk])),
+        key=f"destination-failing:{destination.pk}", detail=f"Last error: {error}"[:2000],
+    )
+
+
+def account_notice(event: str, what: str, user, key: str, detail: str = "") -> None:
+    moment = when()
+    email = Email(
+        subject=f"[Tocsin] {what}", headline=what, text=detail,
+        facts=[("What", what), ("Account", f"{user.get_username()} <{user.email or 'no email'}>"),
+               ("When", moment), ("By", by(None))],
+        url=portal_url(reverse("admin:auth_user_change", args=[user.pk])),
+    )
+    record(NotificationType.ACCOUNT_NOTICES, event, f"{key}:{moment}", email)
+
+
+def on_user_saved(sender, instance, created, raw=False, **kwargs):
+    if raw:
+        return
+    if created:
+        account_notice("user.added", f"User {instance.get_username()} was added", instance,
+                       key=f"user-added:{instance.pk}")
+    elif getattr(instance, "_tocsin_password_changed", False):
+        instance._tocsin_password_changed = False
+        account_notice("user.password_changed",
+                       f"Password of {instance.get_username()} was changed", instance,
+                       key=f"password-changed:{instance.pk}")
+
+
+def remember_password_change(sender, instance, raw=False, update_fields=None, **kwargs):
+    """pre_save: compare with the stored hash, because Django has no password signal."""
+    if raw or instance.pk is None or (update_fields and "password" not in update_fields):
+        return  # a login saves only last_login
+    stored = sender.objects.filter(pk=instance.pk).values_list("password", flat=True).first()
+    instance._tocsin_password_changed = stored is not None and stored != instance.password
+
+
+def on_groups_changed(sender, instance, action, pk_set, reverse=False, **kwargs):
+    """m2m_changed on User.groups: a role added or removed (from the user's side only;
+    the admin and API change roles there)."""
+    if reverse or action not in ("post_add", "post_remove", "post_clear"):
+        return
+    roles = sorted(instance.groups.values_list("name", flat=True))
+    changed = ", ".join(sorted(Group.objects.filter(pk__in=pk_set or []).values_list(
+        "name", flat=True))) or "all"
+    verb = {"post_add": "added", "post_remove": "removed", "post_clear": "removed"}[action]
+    transaction.on_commit(lambda: account_notice(
+        "user.role_changed", f"Role of {instance.get_username()} changed", instance,
+        key=f"role-changed:{instance.pk}:{action}:{changed}",
+        detail=f"Role {changed} {verb}. Roles now: {', '.join(roles) or 'none'}.",
+    ))
