@@ -44,11 +44,17 @@ def build(message: Message) -> EmailMultiAlternatives:
     return mail
 
 
-def send(message: Message) -> Result:
+def send_mail(mail: EmailMultiAlternatives) -> None:
+    """Send one message through Django's mail settings, raising DeliveryError classified
+    like an HTTP failure. The portal's own notifications send through this too."""
     try:
-        build(message).send()
+        mail.send()
     except smtplib.SMTPRecipientsRefused as exc:
-        raise DeliveryError(f"Recipients refused: {exc.recipients}", permanent=True) from exc
+        # Permanent only if every refusal is a 5xx; a 4xx (greylisting, full mailbox) is
+        # transient (RFC 5321 4.2.1) and is retried.
+        permanent = all(code >= 500 for code, _ in exc.recipients.values())
+        raise DeliveryError(f"Recipients refused: {exc.recipients}",
+                            permanent=permanent) from exc
     except smtplib.SMTPResponseException as exc:
         detail = exc.smtp_error.decode(errors="replace") if isinstance(exc.smtp_error, bytes) \
             else str(exc.smtp_error)
@@ -56,4 +62,8 @@ def send(message: Message) -> Result:
                             status=exc.smtp_code) from exc
     except (OSError, smtplib.SMTPException) as exc:
         raise DeliveryError(f"Mail server unreachable: {exc}", permanent=False) from exc
+
+
+def send(message: Message) -> Result:
+    send_mail(build(message))
     return Result(250, "")
