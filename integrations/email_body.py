@@ -101,14 +101,17 @@ def html_to_text(html: str) -> str:
 
 
 def body_text(message: EmailMessage) -> str:
-    """The text/plain body, or the text/html one converted to text, or ''."""
+    """The text/plain body, else the text/html one converted to text, else ''.
+
+    An empty text/plain part (providers add one to HTML-only mail) counts as none."""
     part = message.get_body(preferencelist=("plain",))
-    if part is not None:
-        return part_text(part)
+    text = part_text(part) if part is not None else ""
+    if text.strip():
+        return text
     part = message.get_body(preferencelist=("html",))
     if part is not None:
         return html_to_text(part_text(part))
-    return ""
+    return text
 
 
 def normalise_key(key: str) -> str:
