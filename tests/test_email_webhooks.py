@@ -6,6 +6,8 @@ import hashlib
 import hmac
 import json
 import logging
+import subprocess
+import sys
 from email.message import EmailMessage
 
 import pytest
@@ -15,6 +17,7 @@ from incidents.models import Incident
 from integrations import email_body
 from integrations.models import Alert, AlertType, InboundEvent, Integration
 from tests.ingest_helpers import run_tasks  # noqa: F401 (fixture)
+from tests.processes import ROOT, base_env
 
 SECRET = "tocsin:webhook-s3cret"
 MAILGUN_KEY = "mailgun-signing-key-0123456789"
@@ -402,3 +405,20 @@ def test_a_database_that_cannot_store_the_mail_makes_the_provider_retry(
         postmark_payload(mailbox)), content_type="application/json", **basic_auth())
     assert response.status_code == 500
     assert response.json() == {"detail": "Internal server error."}
+
+
+def test_esp_settings_come_from_anymail_prefixed_environment_variables():
+    env = base_env(
+        ANYMAIL_WEBHOOK_SECRET=SECRET, ANYMAIL_MAILGUN_WEBHOOK_SIGNING_KEY=MAILGUN_KEY,
+        ANYMAIL_RESEND_INBOUND_SECRET="whsec_abc", ANYMAIL_POSTAL_WEBHOOK_KEY="pk",
+    )
+    shown = subprocess.run(
+        [sys.executable, "-c", "import json, django; from django.conf import settings; "
+         "django.setup(); print(json.dumps(settings.ANYMAIL))"],
+        env={**env, "DJANGO_SETTINGS_MODULE": "tocsin.settings"}, cwd=ROOT,
+        capture_output=True, text=True, timeout=60,
+    )
+    assert json.loads(shown.stdout) == {
+        "WEBHOOK_SECRET": SECRET, "MAILGUN_WEBHOOK_SIGNING_KEY": MAILGUN_KEY,
+        "POSTAL_WEBHOOK_KEY": "pk", "RESEND_INBOUND_SECRET": "whsec_abc",
+    }
