@@ -422,3 +422,12 @@ def test_esp_settings_come_from_anymail_prefixed_environment_variables():
         "WEBHOOK_SECRET": SECRET, "MAILGUN_WEBHOOK_SIGNING_KEY": MAILGUN_KEY,
         "POSTAL_WEBHOOK_KEY": "pk", "RESEND_INBOUND_SECRET": "whsec_abc",
     }
+
+
+def test_mailgun_without_a_signing_key_configured_fails_loudly(client, mailbox, settings):
+    settings.ANYMAIL = {"WEBHOOK_SECRET": SECRET}
+    client.raise_request_exception = False
+    response = client.post("/anymail/mailgun/inbound_mime/", data=mailgun_form(mailbox),
+                           **basic_auth())
+    assert response.status_code == 500
+    assert not InboundEvent.objects.exists()
