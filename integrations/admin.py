@@ -1,10 +1,10 @@
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db import models
-from django.shortcuts import get_object_or_404
+from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
 from integrations import queue, samples
 from integrations.models import Alert, InboundEvent, Integration, IntegrationToken
@@ -56,7 +56,30 @@ class IntegrationAdmin(admin.ModelAdmin):
         return [
             path("<int:pk>/tokens/new/", self.admin_site.admin_view(self.new_token_view),
                  name="integrations_integration_new_token"),
+            path("<int:pk>/regenerate-address/",
+                 self.admin_site.admin_view(self.regenerate_address_view),
+                 name="integrations_integration_regenerate_address"),
         ] + super().get_urls()
+
+    def regenerate_address_view(self, request, pk):
+        """Asks first (GET), then replaces the address (POST): the old one stops working."""
+        integration = get_object_or_404(Integration, pk=pk, kind=Integration.Kind.EMAIL)
+        if not self.has_change_permission(request, integration):
+            raise PermissionDenied
+        if request.method == "POST":
+            old = integration.email_address
+            integration.regenerate_email_address()
+            self.message_user(
+                request, f"New address {integration.email_address}; mail to {old} is now "
+                "rejected.", messages.SUCCESS,
+            )
+            return redirect("admin:integrations_integration_change", integration.pk)
+        context = {**self.admin_site.each_context(request), "integration": integration,
+                   "title": f"Regenerate the address of {integration}",
+                   "opts": self.model._meta}
+        return TemplateResponse(
+            request, "admin/integrations/integration/regenerate_address.html", context
+        )
 
     def new_token_view(self, request, pk):
         integration = get_object_or_404(
@@ -78,9 +101,12 @@ class IntegrationAdmin(admin.ModelAdmin):
                 "create_incidents_for", "rate_limit_per_minute", "default_severity"]
         if obj is None:
             return [(None, {"fields": main})]
+        sending = ["endpoint", "sample", "curl"]
+        if obj.kind == Integration.Kind.EMAIL:
+            sending = ["endpoint", "sample"]
         return [
             (None, {"fields": main}),
-            ("Sending alerts here", {"fields": ["endpoint", "sample", "curl"]}),
+            ("Sending alerts here", {"fields": sending}),
         ]
 
     def get_readonly_fields(self, request, obj=None):
@@ -101,7 +127,7 @@ class IntegrationAdmin(admin.ModelAdmin):
         if integration.kind == Integration.Kind.GENERIC:
             return copyable("tocsin-webhook-url", integration.webhook_url)
         if integration.kind == Integration.Kind.EMAIL:
-            return copyable("tocsin-email-address", integration.email_address)
+            return self.email_endpoint(integration)
         new_token = reverse("admin:integrations_integration_new_token", args=[integration.pk])
         return format_html(
             "{}{}<p>Each sender authenticates with a bearer token of this integration. "
@@ -113,6 +139,22 @@ class IntegrationAdmin(admin.ModelAdmin):
             copyable("tocsin-incoming-url", samples.incoming_webhook_url()),
             copyable("tocsin-auth-header", "Authorization: Bearer <your token>"),
             new_token,
+        )
+
+    def email_endpoint(self, integration):
+        regenerate = reverse(
+            "admin:integrations_integration_regenerate_address", args=[integration.pk]
+        )
+        return format_html(
+            "{}<p>Send alert mail to this address: its body is <code>key: value</code> lines "
+            "as in the sample below (<code>severity</code> 1 critical … 5 info, 0 resolves "
+            "the incident of the same <code>source_id</code>). Mail reaches Tocsin through "
+            "an email provider's inbound webhook or a local mail server's pipe; see "
+            "docs/email-integration.md.</p>"
+            '<p><a class="button" id="tocsin-regenerate-address" href="{}">Regenerate '
+            "address</a> Mail to the current address is rejected once it is replaced.</p>",
+            copyable("tocsin-email-address", integration.email_address),
+            regenerate,
         )
 
     @admin.display(description="Sample")
@@ -235,9 +277,16 @@ class AlertAdmin(ReadOnlyAdmin):
     list_filter = ["alert_type", "suppressed", "integration"]
     search_fields = ["message", "summary", "entity_id"]
     date_hierarchy = "created_at"
+    readonly_fields = ["warnings_list"]
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("integration", "incident")
+
+    @admin.display(description="Warnings")
+    def warnings_list(self, alert):
+        if not alert.warnings:
+            return "-"
+        return format_html_join("", "<p>{}</p>", ((warning,) for warning in alert.warnings))
 
     @admin.display(description="Incident", ordering="incident__number")
     def incident_link(self, alert):

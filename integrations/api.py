@@ -59,13 +59,18 @@ class TokenSerializer(serializers.ModelSerializer):
 
 
 class AlertSerializer(serializers.ModelSerializer):
+    warnings = serializers.SerializerMethodField()
+
     class Meta:
         model = Alert
         fields = [
             "id", "integration", "incident", "inbound_event", "alert_type", "message",
             "summary", "entity_id", "suppressed", "opened_incident", "payload", "urls",
-            "extra", "created_at",
+            "extra", "warnings", "created_at",
         ]
+
+    def get_warnings(self, alert) -> list[str]:
+        return alert.warnings
 
 
 class InboundEventSerializer(serializers.ModelSerializer):
@@ -83,6 +88,20 @@ class IntegrationViewSet(viewsets.ModelViewSet):
     queryset = Integration.objects.select_related("service")
     serializer_class = IntegrationSerializer
     filterset_fields = ["service", "kind", "status"]
+    action_permissions = {"regenerate_address": ["integrations.change_integration"]}
+
+    @action(detail=True, methods=["post"], url_path="regenerate-address",
+            serializer_class=serializers.Serializer)
+    def regenerate_address(self, request, pk=None):
+        """Give an email integration a new address; mail to the old one is rejected."""
+        integration = self.get_object()
+        if integration.kind != Integration.Kind.EMAIL:
+            return Response(
+                {"detail": "Only email integrations have an address."},
+                status=status.HTTP_400_BAD_REQUEST,
+            )
+        integration.regenerate_email_address()
+        return Response(IntegrationSerializer(integration).data)
 
 
 class IntegrationTokenViewSet(

@@ -37,6 +37,9 @@ class AlertFields:
     stakeholders_comms: dict = field(default_factory=dict)
     # Set by the incoming webhook: the alert declares a new incident with these fields.
     declare: dict | None = None
+    # Kept in Alert.extra as they are: `severity` (the severity text of an incident the
+    # alert opens), `warnings` (what the parser had to guess), and the like.
+    extra: dict = field(default_factory=dict)
 
     def ensure_entity_id(self) -> None:
         if not self.entity_id:

@@ -95,6 +95,13 @@ class Integration(models.Model):
             self.email_local_part = new_email_local_part()
         super().save(*args, **kwargs)
 
+    def regenerate_email_address(self) -> None:
+        """Give an email integration a new address; mail to the old one is rejected."""
+        if self.kind != self.Kind.EMAIL:
+            raise ValueError("Only email integrations have an address.")
+        self.email_local_part = new_email_local_part()
+        self.save(update_fields=["email_local_part"])
+
     @property
     def is_enabled(self) -> bool:
         return self.status == self.Status.ENABLED
@@ -241,6 +248,11 @@ class Alert(models.Model):
 
     def __str__(self):
         return f"{self.get_alert_type_display()}: {self.message[:60]}"
+
+    @property
+    def warnings(self) -> list[str]:
+        """What the parser had to guess (an email alert's missing event_time, …)."""
+        return list(self.extra.get("warnings") or [])
 
 
 class RateLimitCounter(models.Model):

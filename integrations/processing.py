@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from incidents import lifecycle
 from incidents.models import SLA, EscalationPolicy, Incident, Priority, Tag, TimelineEntry
-from integrations import generic, incoming
+from integrations import email_body, generic, incoming
 from integrations.models import INCIDENT_OPENING_TYPES, Alert, AlertType, InboundEvent
 
 logger = logging.getLogger(__name__)
@@ -73,6 +73,8 @@ def parse_event(event: InboundEvent) -> generic.AlertFields:
         return generic.validate(generic.parse_body(bytes(event.body)))
     if event.source == "incoming_webhook":
         return incoming.declaration(event.integration, event.query, bytes(event.body))
+    if event.source == "email":
+        return email_body.alert_fields(bytes(event.body), event.received_at)
     raise ProcessingError(f"No parser for events from {event.source!r}.")
 
 
@@ -97,6 +99,7 @@ def build_alert(event: InboundEvent) -> Alert:
             "stakeholders": fields.stakeholders,
             "stakeholders_comms": fields.stakeholders_comms,
             **({"declare": fields.declare} if fields.declare is not None else {}),
+            **fields.extra,
         },
     )
 
@@ -136,7 +139,9 @@ def opens_incidents(alert: Alert) -> bool:
 def open_for_alert(alert: Alert) -> Incident | None:
     """Open an incident for the alert, or return the one a concurrent alert just opened."""
     requested = alert.extra.get("requested", {})
-    declared = alert.extra.get("declare") or {"severity": alert.alert_type}
+    declared = alert.extra.get("declare") or {
+        "severity": alert.extra.get("severity") or alert.alert_type
+    }
     try:
         with transaction.atomic():
             return lifecycle.open_incident(

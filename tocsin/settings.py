@@ -170,7 +170,9 @@ EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 30)
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "tocsin@localhost")
 
 ANYMAIL = {
-    # Each ESP setting is read under its anymail name with an ANYMAIL_ prefix.
+    # Each ESP setting is read under its anymail name with an ANYMAIL_ prefix. The inbound
+    # webhooks of the other ESPs need the secrets and keys from MAILERSEND_ on to check
+    # signatures or fetch attachments (docs/email-integration.md).
     key: env_str(f"ANYMAIL_{key}")
     for key in (
         "WEBHOOK_SECRET",
@@ -178,6 +180,14 @@ ANYMAIL = {
         "MAILGUN_WEBHOOK_SIGNING_KEY",
         "POSTMARK_SERVER_TOKEN",
         "SENDGRID_API_KEY",
+        "MAILERSEND_INBOUND_SECRET",
+        "MAILTRAP_API_TOKEN",
+        "MANDRILL_WEBHOOK_KEY",
+        "MANDRILL_WEBHOOK_URL",
+        "POSTAL_WEBHOOK_KEY",
+        "RESEND_API_KEY",
+        "RESEND_INBOUND_SECRET",
+        "BREVO_API_KEY",
     )
     if env_str(f"ANYMAIL_{key}")
 }

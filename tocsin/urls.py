@@ -46,6 +46,7 @@ urlpatterns = [
          name="notification-settings"),
     path("api/v1/", include(router.urls)),
     path("admin/", admin.site.urls),
+    path("anymail/", include("integrations.anymail_urls")),
 ]
 
 handler404 = "tocsin.views.not_found"

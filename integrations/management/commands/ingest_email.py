@@ -1,0 +1,80 @@
+"""Read one RFC 822 message on standard input and store it as alert mail, for a local MTA's
+pipe transport (Postfix `pipe`, Exim `pipe` transport). See docs/email-integration.md.
+
+Exit status, as MTAs read it (sysexits.h):
+  0   stored: queued for processing, or recorded as rejected (unknown or disabled address,
+      too large) and shown in the admin. Rejected mail is not bounced: senders of alerts
+      are machines, and bounces to them would be backscatter.
+  65  EX_DATAERR: standard input holds no message; the MTA bounces it.
+  75  EX_TEMPFAIL: the database could not store it; the MTA keeps it and retries.
+"""
+
+import sys
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+from django.db import DatabaseError
+
+from integrations import email_body, inbound_mail
+from integrations.models import InboundEvent
+
+EX_DATAERR = 65
+EX_TEMPFAIL = 75
+CHUNK = 64 * 1024
+
+
+def read_limited(stream, limit: int) -> tuple[bytes, int]:
+    """The first `limit` + 1 bytes of the stream and its full size; the rest is read and
+    dropped, so a pipe is always drained."""
+    kept = bytearray()
+    size = 0
+    while chunk := stream.read(CHUNK):
+        size += len(chunk)
+        if len(kept) <= limit:
+            kept += chunk[: limit + 1 - len(kept)]
+    return bytes(kept), size
+
+
+class Command(BaseCommand):
+    help = "Store one RFC 822 message read on standard input as alert mail (MTA pipe)."
+    # Tests pass a byte stream instead of the real standard input.
+    stealth_options = ("stdin",)
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--recipient", action="append", default=[],
+            help="Envelope recipient (Postfix: ${recipient}; Exim: $local_part@$domain). "
+                 "Without it the Delivered-To, X-Original-To, To and Cc headers are used.",
+        )
+        parser.add_argument(
+            "--sender", default="", help="Envelope sender (Postfix: ${sender}).",
+        )
+
+    def handle(self, *args, recipient, sender, **options):
+        stream = options.get("stdin") or sys.stdin.buffer
+        raw, size = read_limited(stream, settings.TOCSIN_MAX_BODY_BYTES)
+        if not raw.strip():
+            raise CommandError("The message on standard input is empty.", returncode=EX_DATAERR)
+        message = email_body.parse_message(raw)
+        if not message.keys():
+            raise CommandError(
+                "Standard input is not an RFC 822 message: it has no header fields.",
+                returncode=EX_DATAERR,
+            )
+        recipients = recipient or inbound_mail.header_recipients(message)
+        try:
+            event = inbound_mail.store_mail(
+                raw, recipients=recipients, via="ingest_email", sender=sender, size=size
+            )
+        except DatabaseError as exc:
+            raise CommandError(
+                f"The message could not be stored ({exc.__class__.__name__}: {exc}); "
+                "try again later.",
+                returncode=EX_TEMPFAIL,
+            ) from exc
+        if event.status == InboundEvent.Status.REJECTED:
+            self.stderr.write(
+                f"Rejected, recorded as inbound event {event.trace_id}: {event.error}"
+            )
+        else:
+            self.stdout.write(f"Stored as inbound event {event.trace_id}.")
