@@ -64,10 +64,22 @@ class Response:
             return None
 
 
+# IPv6 prefixes whose last 32 bits are an IPv4 address the packets end up at: NAT64's
+# well-known prefix (RFC 6052) and the deprecated IPv4-compatible form (RFC 4291 2.5.5.1).
+EMBEDDING_PREFIXES = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("::/96"))
+
+
 def is_public_address(address: str) -> bool:
     ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv6Address):
+        # Judge an address that leads to an IPv4 one (mapped, 6to4, NAT64…) by that one:
+        # Python counts 64:ff9b::a00:5 as global, yet behind NAT64 it reaches 10.0.0.5.
+        if ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        elif ip.sixtofour is not None:
+            ip = ip.sixtofour
+        elif any(ip in prefix for prefix in EMBEDDING_PREFIXES):
+            ip = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
     return ip.is_global and not ip.is_multicast
 
 

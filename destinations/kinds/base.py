@@ -162,7 +162,8 @@ def clean_value(spec: Field, value):
     value = str(value).strip()
     if spec.type == URL:
         URLValidator(schemes=["http", "https"])(value)
-        return value.rstrip("/") if spec.name.endswith("api_url") else value
+        # Base URLs have paths appended: "https://x.service-now.com/" would give "//api/…".
+        return value.rstrip("/") if spec.name.endswith(("api_url", "instance_url")) else value
     if spec.type == CHOICE and value not in spec.choices:
         raise ValidationError(f"Must be one of: {', '.join(spec.choices)}.")
     return value

@@ -37,12 +37,14 @@ def build(message: Message) -> dict:
             "timestamp": message.occurred_at.isoformat(),
             "component": message.service,
             "group": message.team,
-            "class": message.severity or None,
             "custom_details": {
                 "summary": message.summary, "incident_number": message.number,
                 "urgency": message.urgency, "labels": message.labels, "drill": message.drill,
             },
         }
+        if message.severity:
+            # A string in the API: left out rather than sent as null.
+            event["payload"]["class"] = message.severity
         event["links"] = [{"href": message.url, "text": f"Tocsin incident #{message.number}"}]
         event["client"] = "Tocsin"
         event["client_url"] = message.url

@@ -27,8 +27,10 @@ def create_body(message: Message) -> dict:
         "priority": "urgent" if message.urgency == "high" else "normal",
         "tags": ["tocsin", f"tocsin_{message.event}"],
     }
-    if message.config.get("group_id"):
-        ticket["group_id"] = message.config["group_id"]
+    group_id = str(message.config.get("group_id") or "")
+    if group_id:
+        # The Tickets API documents group_id as an integer.
+        ticket["group_id"] = int(group_id) if group_id.isdigit() else group_id
     if message.event in STATUSES:
         ticket["status"] = STATUSES[message.event]
     return {"ticket": ticket}
