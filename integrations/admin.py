@@ -168,8 +168,12 @@ class IntegrationAdmin(admin.ModelAdmin):
 
     def _set_status(self, request, queryset, status):
         # Integrations that nobody can reach yet keep their status (see get_readonly_fields).
-        reachable = [i.pk for i in queryset if i.has_endpoint]
-        count = Integration.objects.filter(pk__in=reachable).update(status=status)
+        # One save per changed integration (not a bulk UPDATE) so each change is announced.
+        changing = [i for i in queryset if i.has_endpoint and i.status != status]
+        for integration in changing:
+            integration.status = status
+            integration.save(update_fields=["status"])
+        count = len(changing)
         self.message_user(request, f"{count} integration(s) {status}.", messages.SUCCESS)
 
     @admin.action(description="Enable selected integrations", permissions=["change"])

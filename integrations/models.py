@@ -8,6 +8,7 @@ from django.db import models
 from django.utils import timezone
 
 from incidents.models import Incident, Service
+from integrations.signals import integration_changed
 
 
 def new_integration_key() -> str:
@@ -93,7 +94,22 @@ class Integration(models.Model):
     def save(self, *args, **kwargs):
         if self.kind == self.Kind.EMAIL and not self.email_local_part:
             self.email_local_part = new_email_local_part()
+        adding = self._state.adding
         super().save(*args, **kwargs)
+        previous, self.loaded_status = getattr(self, "loaded_status", None), self.status
+        if adding:
+            integration_changed.send(sender=Integration, integration=self, change="created",
+                                     detail="")
+        elif previous is not None and previous != self.status:
+            integration_changed.send(sender=Integration, integration=self, change=self.status,
+                                     detail="")
+
+    @classmethod
+    def from_db(cls, db, field_names, values):
+        instance = super().from_db(db, field_names, values)
+        # Remember the stored status, so save() can tell an enable/disable from other edits.
+        instance.loaded_status = instance.__dict__.get("status")
+        return instance
 
     def regenerate_email_address(self) -> None:
         """Give an email integration a new address; mail to the old one is rejected."""
@@ -177,10 +193,15 @@ class IntegrationToken(models.Model):
 
     def revoke(self) -> None:
         """Revoke once; the first revocation time is kept."""
-        IntegrationToken.objects.filter(pk=self.pk, revoked_at__isnull=True).update(
+        revoked = IntegrationToken.objects.filter(pk=self.pk, revoked_at__isnull=True).update(
             revoked_at=timezone.now()
         )
         self.refresh_from_db(fields=["revoked_at"])
+        if revoked:
+            integration_changed.send(
+                sender=Integration, integration=self.integration, change="token_revoked",
+                detail=f"Token {self.name!r} ({self.prefix}…) was revoked.",
+            )
 
 
 class InboundEvent(models.Model):

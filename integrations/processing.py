@@ -15,6 +15,7 @@ from incidents import lifecycle
 from incidents.models import SLA, EscalationPolicy, Incident, Priority, Tag, TimelineEntry
 from integrations import email_body, generic, incoming
 from integrations.models import INCIDENT_OPENING_TYPES, Alert, AlertType, InboundEvent
+from integrations.signals import alert_opened_incident
 
 logger = logging.getLogger(__name__)
 
@@ -181,6 +182,8 @@ def route_alert(alert: Alert) -> None:
     alert.incident = incident
     alert.opened_incident = opened
     alert.save(update_fields=["incident", "opened_incident"])
+    if opened:
+        alert_opened_incident.send(sender=Alert, alert=alert, incident=incident)
     TimelineEntry.objects.create(
         incident=incident, kind=TimelineEntry.Kind.ALERT,
         message=f"{alert.get_alert_type_display()} alert: {alert.message}",

@@ -1,5 +1,5 @@
 from django.apps import AppConfig
-from django.db.models.signals import m2m_changed, post_save, pre_save
+from django.db.models.signals import m2m_changed, post_delete, post_save, pre_save
 
 
 class NotificationsConfig(AppConfig):
@@ -12,7 +12,9 @@ class NotificationsConfig(AppConfig):
 
         from destinations.signals import destination_failing
         from incidents.signals import incident_escalated, incident_status_recorded
-        from notifications import receivers
+        from integrations.models import Integration
+        from integrations.signals import alert_opened_incident, integration_changed
+        from notifications import receivers, stakeholders
 
         user = get_user_model()
         incident_status_recorded.connect(receivers.on_incident_status,
@@ -21,6 +23,12 @@ class NotificationsConfig(AppConfig):
                                    dispatch_uid="notifications-escalations")
         destination_failing.connect(receivers.on_destination_failing,
                                     dispatch_uid="notifications-destination-failing")
+        integration_changed.connect(receivers.on_integration_changed,
+                                    dispatch_uid="notifications-integrations")
+        post_delete.connect(receivers.on_integration_deleted, sender=Integration,
+                            dispatch_uid="notifications-integration-deleted")
+        alert_opened_incident.connect(stakeholders.on_alert_opened_incident,
+                                      dispatch_uid="notifications-stakeholders")
         post_save.connect(receivers.on_user_saved, sender=user,
                           dispatch_uid="notifications-user-saved")
         pre_save.connect(receivers.remember_password_change, sender=user,

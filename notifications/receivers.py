@@ -129,3 +129,35 @@ def on_groups_changed(sender, instance, action, pk_set, reverse=False, **kwargs)
         key=f"role-changed:{instance.pk}:{action}:{changed}",
         detail=f"Role {changed} {verb}. Roles now: {', '.join(roles) or 'none'}.",
     ))
+
+
+INTEGRATION_CHANGES = {
+    "created": "Integration {name} was created",
+    "enabled": "Integration {name} was enabled",
+    "disabled": "Integration {name} was disabled",
+    "token_revoked": "A token of integration {name} was revoked",
+}
+
+
+def integration_where(integration) -> str:
+    return f"{integration.get_kind_display()} integration on service {integration.service.name}"
+
+
+def on_integration_changed(sender, integration, change, detail="", **kwargs):
+    if change not in INTEGRATION_CHANGES:
+        return
+    platform_action(
+        f"integration.{change}", INTEGRATION_CHANGES[change].format(name=integration.name),
+        integration_where(integration),
+        portal_url(reverse("admin:integrations_integration_change", args=[integration.pk])),
+        key=f"integration-{change}:{integration.pk}", detail=detail,
+    )
+
+
+def on_integration_deleted(sender, instance, **kwargs):
+    platform_action(
+        "integration.deleted", f"Integration {instance.name} was deleted",
+        f"{instance.get_kind_display()} integration (id {instance.pk})",
+        portal_url(reverse("admin:integrations_integration_changelist")),
+        key=f"integration-deleted:{instance.pk}",
+    )
