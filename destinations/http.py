@@ -27,6 +27,8 @@ from django.utils import timezone
 USER_AGENT = "Tocsin/1.0 (+incident destinations)"
 REDIRECT_STATUSES = {301, 302, 303, 307, 308}
 MAX_REDIRECTS = 3
+# Headers that carry a kind's credentials; dropped when a redirect leaves the origin.
+CREDENTIAL_HEADERS = {"authorization", "x-chatworktoken", "x-tocsin-signature"}
 EXCERPT_CHARS = 2000
 
 
@@ -193,11 +195,26 @@ def send_raw(method: str, url: str, body: bytes | None, headers: dict, *,
     for _ in range(MAX_REDIRECTS + 1):
         response = _send_once(method, url, body, headers, timeout)
         if response.status in REDIRECT_STATUSES and response.headers.get("location"):
-            url = urljoin(url, response.headers["location"])
+            target = urljoin(url, response.headers["location"])
+            if origin(target) != origin(url):
+                # Credentials were given for the configured host only; a redirect elsewhere
+                # must not carry them there.
+                headers = {k: v for k, v in headers.items()
+                           if k.lower() not in CREDENTIAL_HEADERS}
+            if response.status == 303:
+                # 303 means "see the answer over there": fetch it, do not post again.
+                method, body = "GET", None
+                headers = {k: v for k, v in headers.items() if k.lower() != "content-type"}
+            url = target
             continue
         return check_status(response, allow_statuses)
     raise DeliveryError(f"More than {MAX_REDIRECTS} redirects", permanent=True,
                         status=response.status)
+
+
+def origin(url: str) -> tuple:
+    parts = urlsplit(url)
+    return parts.scheme, (parts.hostname or "").lower(), parts.port
 
 
 def check_status(response: Response, allow_statuses: tuple = ()) -> Response:

@@ -401,3 +401,33 @@ def test_a_url_that_is_not_http_is_permanent(reachable):
     with pytest.raises(DeliveryError, match="Not an http") as caught:
         http.request("GET", "file:///etc/passwd")
     assert caught.value.permanent is True
+
+
+def test_credentials_stay_on_a_same_origin_redirect(reachable, sink):
+    sink.reply(Reply(307, {}, {"Location": "/moved"}))
+    http.request("POST", f"{sink.url}/hook", json_body={"x": 1},
+                 headers={"Authorization": "GenieKey secret", "X-ChatWorkToken": "t"})
+    assert [r.headers.get("authorization") for r in sink.requests] == ["GenieKey secret"] * 2
+    assert sink.requests[1].headers.get("x-chatworktoken") == "t"
+
+
+def test_credentials_are_dropped_when_a_redirect_leaves_the_origin(reachable, sink):
+    elsewhere = HTTPSink()
+    try:
+        # Same machine, another origin (other host name and port).
+        other = elsewhere.url.replace("127.0.0.1", "localhost")
+        sink.reply(Reply(307, {}, {"Location": f"{other}/landing"}))
+        http.request("POST", f"{sink.url}/hook", json_body={"x": 1},
+                     headers={"Authorization": "Bearer secret", "X-ChatWorkToken": "t"})
+    finally:
+        elsewhere.close()
+    [landed] = elsewhere.requests
+    assert "authorization" not in landed.headers and "x-chatworktoken" not in landed.headers
+    assert landed.json == {"x": 1}  # a 307 keeps method and body
+
+
+def test_a_303_is_followed_with_a_get_and_no_body(reachable, sink):
+    sink.reply(Reply(303, {}, {"Location": "/result"}))
+    http.request("POST", f"{sink.url}/hook", json_body={"x": 1})
+    assert [(r.method, r.path, r.body) for r in sink.requests] == [
+        ("POST", "/hook", b'{"x":1}'), ("GET", "/result", b"")]

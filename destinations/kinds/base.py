@@ -73,6 +73,10 @@ class Message:
         return f"[{self.state_label}]{drill} {number}{self.title} ({self.service})"
 
     @property
+    def link_text(self) -> str:
+        return f"Tocsin incident #{self.number}" if self.number else "Tocsin test notification"
+
+    @property
     def dedup_key(self) -> str:
         """Stable per incident, so the remote side ties trigger, ack and resolve together."""
         return f"tocsin-{self.unique_id}"

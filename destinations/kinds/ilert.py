@@ -24,7 +24,7 @@ def build(message: Message) -> dict:
     if event["eventType"] == "ALERT":
         event["details"] = (message.summary or message.title)[:10000]
         event["priority"] = "HIGH" if message.urgency == "high" else "LOW"
-        event["links"] = [{"href": message.url, "text": f"Tocsin incident #{message.number}"}]
+        event["links"] = [{"href": message.url, "text": message.link_text}]
         event["customDetails"] = {"service": message.service, "severity": message.severity,
                                   "entity_id": message.entity_id}
     return event

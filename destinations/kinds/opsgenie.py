@@ -33,8 +33,9 @@ def create_body(message: Message) -> dict:
         "priority": priority(message),
         "source": "Tocsin",
         "entity": message.entity_id[:512],
-        "tags": [f"service:{message.service}", *message.tags][:20],
-        "details": {"incident_url": message.url, "incident_number": str(message.number),
+        # Opsgenie allows 20 tags of 50 characters each.
+        "tags": [tag[:50] for tag in [f"service:{message.service}", *message.tags][:20]],
+        "details": {"incident_url": message.url, "incident_number": str(message.number or "test"),
                     "service": message.service, "urgency": message.urgency},
     }
     if message.config.get("responders"):
@@ -49,7 +50,7 @@ def send(message: Message) -> Result:
         response = http.request("POST", base, json_body=create_body(message), headers=headers)
     else:
         action = "acknowledge" if message.event == "acknowledged" else "close"
-        body = {"source": "Tocsin", "user": message.actor or "Tocsin",
+        body = {"source": "Tocsin", "user": (message.actor or "Tocsin")[:100],
                 "note": f"{message.state_label} in Tocsin: {message.url}"}
         response = http.request(
             "POST", f"{base}/{alias(message)}/{action}", json_body=body, headers=headers,

@@ -45,7 +45,7 @@ def build(message: Message) -> dict:
         if message.severity:
             # A string in the API: left out rather than sent as null.
             event["payload"]["class"] = message.severity
-        event["links"] = [{"href": message.url, "text": f"Tocsin incident #{message.number}"}]
+        event["links"] = [{"href": message.url, "text": message.link_text}]
         event["client"] = "Tocsin"
         event["client_url"] = message.url
     return event

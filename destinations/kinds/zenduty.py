@@ -30,7 +30,7 @@ def build(message: Message) -> dict:
         "summary": message.summary or message.title,
         "entity_id": message.dedup_key,
         "payload": {"tocsin": message.as_dict(), "event": message.event},
-        "urls": [{"link_url": message.url, "link_text": f"Tocsin incident #{message.number}"}],
+        "urls": [{"link_url": message.url, "link_text": message.link_text}],
     }
 
 
