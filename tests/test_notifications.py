@@ -260,3 +260,35 @@ def test_portal_mail_reaches_a_real_smtp_server(portal_settings, service, inline
         f"[Tocsin] Incident #{incident.number} triggered: Disk full")
     html = received["message"].get_body(("html",)).get_content()
     assert f"/admin/incidents/incident/{incident.pk}/change/" in html
+
+
+# --- the notification log ----------------------------------------------------------------
+
+def test_the_notification_log_shows_failures_and_resends(client, administrator, monkeypatch,
+                                                         django_capture_on_commit_callbacks):
+    queued = []
+    monkeypatch.setattr("tocsin.taskqueue.async_task", lambda *a, **k: queued.append(a[1]))
+    failed = Notification.objects.create(
+        type="incidents", event="incident.triggered", dedup_key="k1", subject="Disk full",
+        body_text="b", recipients=["ops@example.com"], status="failed", attempts=1,
+        error="Recipients refused: {'ops@example.com': (550, b'no such user')}",
+    )
+    client.force_login(administrator)
+    listing = client.get(reverse("admin:notifications_notification_changelist"))
+    assert listing.status_code == 200 and "ops@example.com" in listing.content.decode()
+    detail = client.get(reverse("admin:notifications_notification_change", args=[failed.pk]))
+    assert "no such user" in detail.content.decode()
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(reverse("admin:notifications_notification_changelist"),
+                    {"action": "resend_selected", "_selected_action": [failed.pk]})
+    failed.refresh_from_db()
+    assert failed.status == "pending" and queued == [failed.pk]
+
+
+def test_responders_and_managers_see_neither_settings_nor_log(client, responder, manager):
+    for user in (responder, manager):
+        client.force_login(user)
+        for name in ("notifications_notificationsettings_change",
+                     "notifications_notification_changelist"):
+            args = [1] if name.endswith("change") else []
+            assert client.get(reverse(f"admin:{name}", args=args)).status_code == 403
