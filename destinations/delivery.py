@@ -34,6 +34,8 @@ logger = logging.getLogger(__name__)
 # Longer than a send can take (timeout × redirects, or a slow SMTP server), so a live
 # worker never loses its claim; a dead one's claim expires and the sweeper re-sends.
 CLAIM_SECONDS = 300
+# The sweeper leaves a pending delivery alone until it is this late.
+SWEEP_GRACE_SECONDS = 60
 Status = Delivery.Status
 
 
@@ -233,8 +235,11 @@ def queue_due_deliveries(limit: int = 1000) -> int:
     """Sweeper: hand pending deliveries whose time has come, and whose claim (if any) has
     expired, to the queue again. Covers a lost task, a broker outage, a killed worker."""
     now = timezone.now()
+    # Only deliveries overdue by a grace period: a fresh one is normally still in the queue,
+    # and queueing it again would only add a duplicate task for a busy worker to skip.
+    overdue = now - timedelta(seconds=SWEEP_GRACE_SECONDS)
     due = list(
-        Delivery.objects.filter(status=Status.PENDING, next_attempt_at__lte=now)
+        Delivery.objects.filter(status=Status.PENDING, next_attempt_at__lte=overdue)
         .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
         .order_by("next_attempt_at").values_list("pk", flat=True)[:limit]
     )

@@ -12,7 +12,7 @@ from django.core.mail import EmailMultiAlternatives
 from django.db.models import F, Q
 from django.utils import timezone
 
-from destinations.delivery import backoff_seconds
+from destinations.delivery import SWEEP_GRACE_SECONDS, backoff_seconds
 from destinations.http import DeliveryError
 from destinations.kinds.email import send_mail
 from notifications import queue
@@ -84,8 +84,9 @@ def resend(notification: Notification) -> bool:
 
 def queue_due_notifications(limit: int = 1000) -> int:
     now = timezone.now()
+    overdue = now - timedelta(seconds=SWEEP_GRACE_SECONDS)  # fresh ones are still queued
     due = list(
-        Notification.objects.filter(status=Status.PENDING, next_attempt_at__lte=now)
+        Notification.objects.filter(status=Status.PENDING, next_attempt_at__lte=overdue)
         .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
         .order_by("next_attempt_at").values_list("pk", flat=True)[:limit]
     )

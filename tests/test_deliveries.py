@@ -157,11 +157,18 @@ def test_an_expired_claim_is_picked_up_by_the_sweeper(service, http_sink, delive
     incident = lifecycle.open_incident(service=service, title="x", entity_id="e")
     lost = Delivery.objects.create(
         destination=Destination.objects.get(), incident=incident, event="acknowledged",
-        next_attempt_at=timezone.now(), claimed_until=timezone.now() - timedelta(seconds=1),
+        next_attempt_at=timezone.now() - timedelta(minutes=2),
+        claimed_until=timezone.now() - timedelta(seconds=1),
         attempts=1,
     )
-    assert delivery.queue_due_deliveries() == 1
+    fresh = Delivery.objects.create(
+        destination=Destination.objects.get(), incident=incident, event="resolved",
+        next_attempt_at=timezone.now(),
+    )
+    assert delivery.queue_due_deliveries() == 1  # the fresh one is still in the queue
     lost.refresh_from_db()
+    fresh.refresh_from_db()
+    assert fresh.attempts == 0
     assert lost.status == "sent" and lost.attempts == 2
 
 
