@@ -1,10 +1,16 @@
 from django.contrib import admin, messages
 from django.shortcuts import redirect
 from django.urls import reverse
+from django.utils.timezone import localtime
 
 from notifications import sending
 from notifications.forms import NotificationSettingsForm
-from notifications.models import SETTINGS_TYPES, Notification, NotificationSettings
+from notifications.models import (
+    SETTINGS_TYPES,
+    Notification,
+    NotificationSettings,
+    NotificationType,
+)
 from tocsin.adminkit import CSS, JS, badge
 
 
@@ -18,10 +24,13 @@ class NotificationSettingsAdmin(admin.ModelAdmin):
                 "description": "Everyone here gets every notification type that does not "
                                "override the global settings."}),
         *[
-            (kind.label, {"fields": [f"{kind.value}_override", f"{kind.value}_recipients"]})
+            (kind.label, {"fields": [
+                f"{kind.value}_override", f"{kind.value}_recipients",
+                # The resolved switch is about incident emails, so it sits with them.
+                *(["send_resolved"] if kind == NotificationType.INCIDENTS else []),
+            ]})
             for kind in SETTINGS_TYPES
         ],
-        ("Incidents", {"fields": ["send_resolved"]}),
     ]
 
     def has_add_permission(self, request):
@@ -37,8 +46,8 @@ class NotificationSettingsAdmin(admin.ModelAdmin):
 
 @admin.register(Notification)
 class NotificationAdmin(admin.ModelAdmin):
-    list_display = ["subject", "type", "event", "status_label", "recipient_list", "attempts",
-                    "created_at"]
+    # Short cells first, so status and time stay on screen beside the filters.
+    list_display = ["created", "status_label", "subject", "type", "attempts", "recipient_list"]
     list_filter = ["status", "type", "event", "created_at"]
     search_fields = ["subject", "recipients", "error", "=dedup_key"]
     date_hierarchy = "created_at"
@@ -67,6 +76,10 @@ class NotificationAdmin(admin.ModelAdmin):
     @admin.display(description="Status", ordering="status")
     def status_label(self, notification):
         return badge(notification.status, notification.get_status_display())
+
+    @admin.display(description="Created", ordering="created_at")
+    def created(self, notification):
+        return localtime(notification.created_at).strftime("%Y-%m-%d %H:%M:%S")
 
     @admin.display(description="Recipients")
     def recipient_list(self, notification):

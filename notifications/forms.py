@@ -49,6 +49,7 @@ class NotificationSettingsForm(forms.ModelForm):
               for part in ("override", "recipients")],
             "send_resolved",
         ]
+        labels = {"send_resolved": "Send resolved notifications"}
 
     def clean(self):
         cleaned = super().clean()
