@@ -18,7 +18,6 @@ import math
 import os
 import platform
 import shutil
-import signal
 import sys
 import tempfile
 import threading
@@ -28,7 +27,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.harness import BenchError, ScratchDatabase, Stack, redis_answers  # noqa: E402
+from benchmarks.harness import (  # noqa: E402
+    BenchError,
+    ScratchDatabase,
+    Stack,
+    redis_answers,
+    run_per_database,
+)
 from benchmarks.ingest import (  # noqa: E402
     POLL_EVERY,
     REQUEST_TIMEOUT,
@@ -493,20 +498,8 @@ def main() -> int:
     if not (0 < args.rate <= 200 and 0 < args.samples <= 5000 and 0 < args.deadline <= 1800):
         parser.error("rate, samples and deadline must be positive (and at most 200, 5000 "
                      "and 1800)")
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
-    vendors = ["sqlite", "postgresql"] if args.db == "both" else [
-        "postgresql" if args.db == "postgres" else "sqlite"]
-    rows = []
-    try:
-        for vendor in vendors:
-            try:
-                rows.append(bench_database(vendor, args))
-            except Exception as exc:  # reported in the table; the next database still runs
-                print(f"  {vendor}: {exc}", file=sys.stderr)
-                first_line = (str(exc) or type(exc).__name__).splitlines()[0]
-                rows.append({"database": vendor, "broker": "-", "error": first_line[:120]})
-    except KeyboardInterrupt:
-        print("\ninterrupted; processes stopped and scratch databases removed", file=sys.stderr)
+    rows = run_per_database(args.db, bench_database, args)
+    if rows is None:
         return 130
     report(rows, args)
     failed = any("error" in row or row["result"]["lost"] or row["result"]["rows_other"]

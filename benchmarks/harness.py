@@ -248,3 +248,25 @@ class Stack:
             "WHERE e.id > %s AND e.status <> 'queued'", [event_id])
         return [(str(uuid.UUID(str(trace))), status, incident is not None)
                 for trace, status, incident in rows]
+
+
+def run_per_database(db_choice: str, bench_database, args) -> list[dict] | None:
+    """Run ``bench_database(vendor, args)`` for each database ``--db`` names and return one
+    row per database (an ``error`` row when it failed, so the next one still runs), or None
+    when interrupted. A plain `kill` cleans up like Ctrl-C does."""
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    vendors = ["sqlite", "postgresql"] if db_choice == "both" else [
+        "postgresql" if db_choice == "postgres" else "sqlite"]
+    rows = []
+    try:
+        for vendor in vendors:
+            try:
+                rows.append(bench_database(vendor, args))
+            except Exception as exc:  # reported in the table; the next database still runs
+                print(f"  {vendor}: {exc}", file=sys.stderr)
+                first_line = (str(exc) or type(exc).__name__).splitlines()[0]
+                rows.append({"database": vendor, "broker": "-", "error": first_line[:120]})
+    except KeyboardInterrupt:
+        print("\ninterrupted; processes stopped and scratch databases removed", file=sys.stderr)
+        return None
+    return rows

@@ -13,7 +13,6 @@ Lifecycle of a delivery:
 """
 
 import logging
-import random
 from datetime import timedelta
 
 from django.conf import settings
@@ -28,14 +27,10 @@ from destinations.kinds.base import Message, Result
 from destinations.models import Delivery, Destination
 from destinations.signals import destination_failing
 from incidents.models import Incident, TimelineEntry
+from tocsin import outbox
 
 logger = logging.getLogger(__name__)
 
-# Longer than a send can take (timeout × redirects, or a slow SMTP server), so a live
-# worker never loses its claim; a dead one's claim expires and the sweeper re-sends.
-CLAIM_SECONDS = 300
-# The sweeper leaves a pending delivery alone until it is this late.
-SWEEP_GRACE_SECONDS = 60
 Status = Delivery.Status
 
 
@@ -65,14 +60,7 @@ def queue_pending(incident_id: int, event: str) -> None:
 
 
 def claim(delivery_id: int) -> bool:
-    now = timezone.now()
-    return bool(
-        Delivery.objects.filter(pk=delivery_id, status=Status.PENDING)
-        .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
-        .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
-        .update(claimed_until=now + timedelta(seconds=CLAIM_SECONDS),
-                attempts=F("attempts") + 1, last_attempt_at=now)
-    )
+    return outbox.claim(Delivery, delivery_id, last_attempt_at=timezone.now())
 
 
 def send_delivery(delivery_id: int) -> str:
@@ -150,15 +138,6 @@ def record_success(delivery: Delivery, result: Result) -> str:
     return "sent"
 
 
-def backoff_seconds(attempts: int, retry_after: float | None) -> float:
-    ceiling = settings.TOCSIN_DELIVERY_RETRY_MAX_SECONDS
-    if retry_after is not None:
-        return min(retry_after, ceiling)
-    delay = settings.TOCSIN_DELIVERY_RETRY_BASE_SECONDS * 2 ** (attempts - 1)
-    # Jitter spreads the retries of many deliveries that failed together (a remote outage).
-    return min(delay, ceiling) * random.uniform(0.8, 1.2)
-
-
 def record_failure(delivery: Delivery, error: DeliveryError) -> str:
     now = timezone.now()
     attempts = delivery.attempts
@@ -167,7 +146,7 @@ def record_failure(delivery: Delivery, error: DeliveryError) -> str:
         "response_body": error.body[:EXCERPT_CHARS],
     }
     if not error.permanent and attempts < settings.TOCSIN_DELIVERY_MAX_ATTEMPTS:
-        due = now + timedelta(seconds=backoff_seconds(attempts, error.retry_after))
+        due = now + timedelta(seconds=outbox.backoff_seconds(attempts, error.retry_after))
         Delivery.objects.filter(pk=delivery.pk).update(next_attempt_at=due, **outcome)
         queue.schedule_retry(delivery.pk, due)
         return f"retry at {due.isoformat()}"
@@ -210,13 +189,10 @@ def resend(delivery: Delivery) -> bool:
     """Send a finished delivery again (same delivery id, so receivers can tell). Returns
     False when it is still pending."""
     with transaction.atomic():
-        changed = Delivery.objects.filter(
-            pk=delivery.pk, status__in=[Status.SENT, Status.FAILED]
-        ).update(status=Status.PENDING, next_attempt_at=timezone.now(), claimed_until=None,
-                 error="")
-        if changed:
+        reopened = outbox.reopen(Delivery, delivery.pk)
+        if reopened:
             transaction.on_commit(lambda: queue.enqueue(delivery.pk))
-    return bool(changed)
+    return reopened
 
 
 def send_test(destination: Destination, *, actor=None) -> Delivery:
@@ -232,17 +208,8 @@ def send_test(destination: Destination, *, actor=None) -> Delivery:
 
 
 def queue_due_deliveries(limit: int = 1000) -> int:
-    """Sweeper: hand pending deliveries whose time has come, and whose claim (if any) has
-    expired, to the queue again. Covers a lost task, a broker outage, a killed worker."""
-    now = timezone.now()
-    # Only deliveries overdue by a grace period: a fresh one is normally still in the queue,
-    # and queueing it again would only add a duplicate task for a busy worker to skip.
-    overdue = now - timedelta(seconds=SWEEP_GRACE_SECONDS)
-    due = list(
-        Delivery.objects.filter(status=Status.PENDING, next_attempt_at__lte=overdue)
-        .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
-        .order_by("next_attempt_at").values_list("pk", flat=True)[:limit]
-    )
+    """Sweeper: queue again the deliveries whose task was lost (see tocsin.outbox)."""
+    due = outbox.overdue_ids(Delivery, limit)
     for delivery_id in due:
         queue.enqueue(delivery_id)
     return len(due)

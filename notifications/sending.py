@@ -9,28 +9,15 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
-from django.db.models import F, Q
 from django.utils import timezone
 
-from destinations.delivery import SWEEP_GRACE_SECONDS, backoff_seconds
 from destinations.http import DeliveryError
 from destinations.kinds.email import send_mail
 from notifications import queue
 from notifications.models import Notification
+from tocsin import outbox
 
-CLAIM_SECONDS = 300
 Status = Notification.Status
-
-
-def claim(notification_id: int) -> bool:
-    now = timezone.now()
-    return bool(
-        Notification.objects.filter(pk=notification_id, status=Status.PENDING)
-        .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
-        .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
-        .update(claimed_until=now + timedelta(seconds=CLAIM_SECONDS),
-                attempts=F("attempts") + 1)
-    )
 
 
 def build(notification: Notification) -> EmailMultiAlternatives:
@@ -46,7 +33,7 @@ def build(notification: Notification) -> EmailMultiAlternatives:
 
 
 def send_notification(notification_id: int) -> str:
-    if not claim(notification_id):
+    if not outbox.claim(Notification, notification_id):
         return "not due or already taken"
     notification = Notification.objects.get(pk=notification_id)
     try:
@@ -64,7 +51,7 @@ def record_failure(notification: Notification, error: DeliveryError) -> str:
     outcome = {"claimed_until": None, "error": str(error)[:5000]}
     if not error.permanent and notification.attempts < settings.TOCSIN_DELIVERY_MAX_ATTEMPTS:
         due = timezone.now() + timedelta(
-            seconds=backoff_seconds(notification.attempts, error.retry_after))
+            seconds=outbox.backoff_seconds(notification.attempts, error.retry_after))
         Notification.objects.filter(pk=notification.pk).update(next_attempt_at=due, **outcome)
         queue.schedule_retry(notification.pk, due)
         return f"retry at {due.isoformat()}"
@@ -74,22 +61,15 @@ def record_failure(notification: Notification, error: DeliveryError) -> str:
 
 
 def resend(notification: Notification) -> bool:
-    changed = Notification.objects.filter(
-        pk=notification.pk, status__in=[Status.SENT, Status.FAILED]
-    ).update(status=Status.PENDING, next_attempt_at=timezone.now(), claimed_until=None, error="")
-    if changed:
+    reopened = outbox.reopen(Notification, notification.pk)
+    if reopened:
         queue.enqueue(notification.pk)
-    return bool(changed)
+    return reopened
 
 
 def queue_due_notifications(limit: int = 1000) -> int:
-    now = timezone.now()
-    overdue = now - timedelta(seconds=SWEEP_GRACE_SECONDS)  # fresh ones are still queued
-    due = list(
-        Notification.objects.filter(status=Status.PENDING, next_attempt_at__lte=overdue)
-        .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
-        .order_by("next_attempt_at").values_list("pk", flat=True)[:limit]
-    )
+    """Sweeper: queue again the notifications whose task was lost (see tocsin.outbox)."""
+    due = outbox.overdue_ids(Notification, limit)
     for notification_id in due:
         queue.enqueue(notification_id)
     return len(due)

@@ -21,6 +21,16 @@ def deliver_inline(monkeypatch):
     return scheduled
 
 
+@pytest.fixture
+def inline(deliver_inline, django_capture_on_commit_callbacks):
+    """inline(function, *args): call it as if its transaction committed, with the tasks it
+    queues (deliveries, notification emails) run at once."""
+    def run(function, *args, **kwargs):
+        with django_capture_on_commit_callbacks(execute=True):
+            return function(*args, **kwargs)
+    return run
+
+
 def make_destination(service, kind: str, config: dict, **fields) -> Destination:
     destination = Destination.objects.create(
         name=fields.pop("name", f"{kind} destination"), kind=kind, config=config, **fields

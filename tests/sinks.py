@@ -87,11 +87,14 @@ class HTTPSink:
 
 
 class SMTPSink:
-    """A minimal SMTP server: enough of RFC 5321 for Django's SMTP backend."""
+    """A minimal SMTP server: enough of RFC 5321 for Django's SMTP backend. Every RCPT gets
+    ``rcpt_reply``, so a test can make the server refuse recipients (550) or defer (450)."""
 
-    def __init__(self):
+    def __init__(self, rcpt_reply: str = "250 ok"):
         self.messages: list[dict] = []
+        self.rcpt_attempts = 0
         sink = self
+        accepts = rcpt_reply.startswith("2")
 
         class Handler(socketserver.StreamRequestHandler):
             def handle(self):
@@ -106,8 +109,12 @@ class SMTPSink:
                         envelope["from"] = command.split(":", 1)[1].strip(" <>")
                         self.say("250 ok")
                     elif verb == "RCPT":
-                        envelope["to"].append(command.split(":", 1)[1].strip(" <>"))
-                        self.say("250 ok")
+                        sink.rcpt_attempts += 1
+                        if accepts:
+                            envelope["to"].append(command.split(":", 1)[1].strip(" <>"))
+                        self.say(rcpt_reply)
+                    elif verb == "DATA" and not envelope["to"]:
+                        self.say("503 no valid recipients")
                     elif verb == "DATA":
                         self.say("354 go on")
                         data = b""
@@ -137,6 +144,14 @@ class SMTPSink:
         self.server.server_close()
 
 
+def use_smtp_sink(settings, sink: SMTPSink) -> SMTPSink:
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST = "127.0.0.1"
+    settings.EMAIL_PORT = sink.port
+    settings.EMAIL_USE_TLS = False
+    return sink
+
+
 @pytest.fixture
 def http_sink(settings):
     settings.TOCSIN_ALLOW_PRIVATE_DESTINATIONS = True
@@ -147,10 +162,6 @@ def http_sink(settings):
 
 @pytest.fixture
 def smtp_sink(settings):
-    sink = SMTPSink()
-    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-    settings.EMAIL_HOST = "127.0.0.1"
-    settings.EMAIL_PORT = sink.port
-    settings.EMAIL_USE_TLS = False
+    sink = use_smtp_sink(settings, SMTPSink())
     yield sink
     sink.close()

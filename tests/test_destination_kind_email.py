@@ -1,9 +1,6 @@
 """The email kind against a local SMTP server: recipients, subjects, both bodies, and how
 SMTP refusals are classified (RFC 5321: 5yz permanent, 4yz transient)."""
 
-import socketserver
-import threading
-
 import pytest
 from django.contrib.auth.models import User
 
@@ -12,6 +9,7 @@ from destinations.kinds.base import clean_config
 from destinations.models import Delivery
 from incidents import lifecycle
 from tests.delivery_helpers import make_destination
+from tests.sinks import SMTPSink, use_smtp_sink
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
@@ -115,56 +113,13 @@ def test_a_title_with_line_breaks_cannot_add_mail_headers(service, smtp_sink, de
     assert message["Subject"] == "Alert Disk Bcc: evil@example.com changed status to triggered"
 
 
-class RefusingSMTPSink:
-    """Answers RCPT TO with a scripted refusal (e.g. 550 or 450); never accepts mail."""
-
-    def __init__(self, reply: str):
-        self.attempts = 0
-        self.data_received = False
-        sink = self
-
-        class Handler(socketserver.StreamRequestHandler):
-            def handle(self):
-                self.say("220 refusing sink")
-                while line := self.rfile.readline():
-                    verb = line.decode().strip().split(" ", 1)[0].upper()
-                    if verb == "RCPT":
-                        sink.attempts += 1
-                        self.say(reply)
-                    elif verb == "DATA":
-                        sink.data_received = True
-                        self.say("503 no valid recipients")
-                    elif verb == "QUIT":
-                        self.say("221 bye")
-                        return
-                    else:
-                        self.say("250 ok")
-
-            def say(self, text):
-                self.wfile.write(text.encode() + b"\r\n")
-
-        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture
 def refusing_smtp(settings):
     sinks = []
 
     def start(reply):
-        sink = RefusingSMTPSink(reply)
-        sinks.append(sink)
-        settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-        settings.EMAIL_HOST = "127.0.0.1"
-        settings.EMAIL_PORT = sink.port
-        settings.EMAIL_USE_TLS = False
-        return sink
+        sinks.append(use_smtp_sink(settings, SMTPSink(rcpt_reply=reply)))
+        return sinks[-1]
 
     yield start
     for sink in sinks:
@@ -182,7 +137,7 @@ def test_a_recipient_refused_with_550_fails_the_delivery_at_once(
     assert (failed.status, failed.attempts) == ("failed", 1)
     assert "Recipients refused" in failed.error and "nobody@example.com" in failed.error
     assert deliver_inline == []  # no retry scheduled
-    assert sink.attempts == 1 and not sink.data_received
+    assert sink.rcpt_attempts == 1 and not sink.messages
 
 
 def test_a_recipient_refused_with_a_temporary_450_is_retried(

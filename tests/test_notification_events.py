@@ -16,14 +16,6 @@ OPS = ["ops@example.com"]
 
 
 @pytest.fixture
-def inline(deliver_inline, django_capture_on_commit_callbacks):
-    def run(function, *args, **kwargs):
-        with django_capture_on_commit_callbacks(execute=True):
-            return function(*args, **kwargs)
-    return run
-
-
-@pytest.fixture
 def platform_list(db):
     record = NotificationSettings.load()
     record.default_recipients = OPS

@@ -21,15 +21,6 @@ OPS = ["ops@example.com", "lead@example.com"]
 
 
 @pytest.fixture
-def inline(deliver_inline, django_capture_on_commit_callbacks):
-    """Queued sends run at once, and on-commit hooks run as if each step committed."""
-    def run(function, *args, **kwargs):
-        with django_capture_on_commit_callbacks(execute=True):
-            return function(*args, **kwargs)
-    return run
-
-
-@pytest.fixture
 def portal_settings(db):
     record = NotificationSettings.load()
     record.default_recipients = OPS
