@@ -10,6 +10,7 @@ assignments come first, then every block whose conditions all hold, in order, so
 blocks override earlier ones. See docs/mapping-and-rules.md.
 """
 
+import functools
 import json
 import math
 import re
@@ -252,26 +253,53 @@ def validate_mapping(mapping) -> list[str]:
 
 # --- Evaluation -----------------------------------------------------------------------
 
-@dataclass(frozen=True)
+def freeze(value) -> str:
+    """A hashable stand-in for a JSON value (its canonical JSON text, which json encodes in
+    C), to key the caches of compiled mappings and conditions."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+class Unhashed:
+    """Carries the condition itself past lru_cache, which hashes every argument; the frozen
+    key alone decides equality."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value):
+        self.value = value
+
+    def __hash__(self):
+        return 0
+
+    def __eq__(self, other):
+        return True
+
+
 class Condition:
     """A condition made ready to test: its path split and its regex compiled once."""
 
-    parts: tuple
-    op: str
-    value: object
-    pattern: re.Pattern | None = None
+    __slots__ = ("parts", "op", "value", "pattern")
+
+    def __init__(self, parts: tuple, op: str, value, pattern: re.Pattern | None = None):
+        self.parts, self.op, self.value, self.pattern = parts, op, value, pattern
 
     @classmethod
     def compile(cls, condition: dict) -> "Condition":
-        op, value = condition["op"], condition.get("value")
-        return cls(
-            parts=split_path(condition["path"]), op=op,
-            value=as_number(value) if op in (Op.GT, Op.LT) else value,
-            pattern=re.compile(value) if op == Op.MATCHES else None,
-        )
+        return _compile_condition(freeze(condition), Unhashed(condition))
 
     def test(self, document) -> bool:
         return holds(self.op, lookup(document, self.parts), self.value, self.pattern)
+
+
+@functools.lru_cache(maxsize=4096)
+def _compile_condition(key, wrapped: Unhashed) -> Condition:
+    condition = wrapped.value
+    op, value = condition["op"], condition.get("value")
+    return Condition(
+        split_path(condition["path"]), op,
+        as_number(value) if op in (Op.GT, Op.LT) else value,
+        re.compile(value) if op == Op.MATCHES else None,
+    )
 
 
 @dataclass(frozen=True)
@@ -320,6 +348,11 @@ class CompiledMapping:
             for index, block in enumerate(mapping.get("conditional", []))
         ]
 
+    @classmethod
+    def of(cls, mapping: dict) -> "CompiledMapping":
+        """The compiled mapping, from a per-process cache keyed by its content."""
+        return _compile_mapping(freeze(mapping), Unhashed(mapping))
+
     def _assign(self, result: MappingResult, assignments, document) -> None:
         for name, source in assignments:
             value = source.resolve(document)
@@ -341,6 +374,11 @@ class CompiledMapping:
         return result
 
 
+@functools.lru_cache(maxsize=256)
+def _compile_mapping(key, wrapped: Unhashed) -> CompiledMapping:
+    return CompiledMapping(wrapped.value)
+
+
 def empty_message_error(result: MappingResult) -> str:
     tried = result.misses.get(MappedField.MESSAGE, [])
     if not tried:
@@ -353,7 +391,7 @@ def empty_message_error(result: MappingResult) -> str:
 def alert_fields(mapping: dict, document: dict) -> generic.AlertFields:
     """The alert a mapped document makes; raises generic.InvalidPayload naming the source
     of an empty message or an invalid alert type, so the event fails with that error."""
-    result = CompiledMapping(mapping).apply(document)
+    result = CompiledMapping.of(mapping).apply(document)
     return fields_from_result(result, document)
 
 

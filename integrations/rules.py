@@ -7,6 +7,7 @@ additive ones (add_note, add_tags) accumulate in position order. What each rule 
 returned as the audit kept in Alert.extra["rules"]. See docs/mapping-and-rules.md.
 """
 
+import functools
 import re
 from dataclasses import dataclass
 from datetime import datetime, time
@@ -288,7 +289,14 @@ class Context:
 
 
 def compile_condition(condition: dict):
-    """A function of a Context telling whether the condition holds; regexes compiled once."""
+    """A function of a Context telling whether the condition holds. Compiled (regexes,
+    time zones, paths) once per process for each distinct condition."""
+    return _compile_condition(mapping.freeze(condition), mapping.Unhashed(condition))
+
+
+@functools.lru_cache(maxsize=4096)
+def _compile_condition(key, wrapped: mapping.Unhashed):
+    condition = wrapped.value
     if "field" not in condition:
         compiled = mapping.Condition.compile(condition)
         return lambda ctx: compiled.test(ctx.fields.payload)
