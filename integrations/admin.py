@@ -1,14 +1,100 @@
+import json
+
+from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import models
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
-from integrations import queue, samples
-from integrations.models import Alert, InboundEvent, Integration, IntegrationToken
+from integrations import preview, queue, rules, samples
+from integrations.mapping import validate_mapping
+from integrations.models import Alert, AlertRule, InboundEvent, Integration, IntegrationToken
+from integrations.signals import announce_configuration_change
 from tocsin.adminkit import CSS, JS, badge, copyable
+
+JSON_AREA = {"class": "vLargeTextField tocsin-json", "rows": 8, "spellcheck": "false"}
+
+
+def pretty(value) -> str:
+    return "" if value is None else json.dumps(value, indent=2, ensure_ascii=False)
+
+
+class PrettyJSONField(forms.JSONField):
+    """A JSON textarea that shows what is stored indented, one key a line."""
+
+    def prepare_value(self, value):
+        if isinstance(value, forms.fields.InvalidJSONInput):
+            return value
+        return pretty(value)
+
+
+class IntegrationForm(forms.ModelForm):
+    mapping = PrettyJSONField(
+        required=False, widget=forms.Textarea(attrs={**JSON_AREA, "rows": 14}),
+        help_text='Empty: off. {"direct": {FIELD: SOURCE}, "conditional": [{"if": [CONDITION, '
+        '…], "then": {FIELD: SOURCE}}]}; FIELD one of message, summary, entity_id, alert_type, '
+        'urgency, priority; SOURCE {"path": "a.0.b"} or {"value": …}. See '
+        "docs/mapping-and-rules.md.",
+    )
+
+    class Meta:
+        model = Integration
+        # The admin's fieldsets choose the other fields.
+        fields = ["mapping"]
+
+    def clean_mapping(self):
+        value = self.cleaned_data.get("mapping")
+        errors = validate_mapping(value)
+        if errors:
+            raise ValidationError(errors)
+        return value
+
+
+class AlertRuleForm(forms.ModelForm):
+    conditions = PrettyJSONField(
+        required=False, widget=forms.Textarea(attrs=JSON_AREA),
+        help_text='All must hold; empty matches every alert. {"path": "a.b", "op": …, '
+        '"value": …} or {"field": "alert_type", "op": …, "value": …}; also time_of_day, '
+        "day_of_week, seconds_since_last_incident, payload_keys.",
+    )
+    actions = PrettyJSONField(
+        widget=forms.Textarea(attrs={**JSON_AREA, "rows": 5}),
+        help_text='[{"type": "suppress"}, {"type": "set_alert_type", "value": "critical"}, '
+        '{"type": "add_note", "value": "…"}, …]',
+    )
+
+    class Meta:
+        model = AlertRule
+        fields = ["name", "position", "enabled", "conditions", "actions"]
+
+    def clean_conditions(self):
+        value = self.cleaned_data.get("conditions")
+        value = [] if value is None else value
+        errors = rules.validate_conditions(value)
+        if errors:
+            raise ValidationError(errors)
+        return value
+
+    def clean_actions(self):
+        errors = rules.validate_actions(self.cleaned_data.get("actions"))
+        if errors:
+            raise ValidationError(errors)
+        return self.cleaned_data["actions"]
+
+
+class AlertRuleInline(admin.StackedInline):
+    """Rules are edited with their integration. Where they conflict the most recently
+    created wins, so the creation time is shown."""
+
+    model = AlertRule
+    form = AlertRuleForm
+    fields = ["name", "position", "enabled", "conditions", "actions", "created_at"]
+    readonly_fields = ["created_at"]
+    extra = 0
+    verbose_name_plural = "alert rules (applied after mapping; the newest wins conflicts)"
 
 
 class TokenInline(admin.TabularInline):
@@ -32,6 +118,7 @@ class TokenInline(admin.TabularInline):
 
 @admin.register(Integration)
 class IntegrationAdmin(admin.ModelAdmin):
+    form = IntegrationForm
     list_display = ["name", "kind", "service", "status_label", "created_at"]
     list_filter = ["kind", "status", "service"]
     search_fields = ["name", "description", "service__name"]
@@ -48,14 +135,30 @@ class IntegrationAdmin(admin.ModelAdmin):
         return super().get_queryset(request).select_related("service")
 
     def get_inlines(self, request, obj):
-        if obj is not None and obj.kind == Integration.Kind.INCOMING_WEBHOOK:
-            return [TokenInline]
-        return []
+        if obj is None:
+            return []
+        if obj.kind == Integration.Kind.INCOMING_WEBHOOK:
+            return [TokenInline, AlertRuleInline]
+        return [AlertRuleInline]
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        if "mapping" in form.changed_data:
+            announce_configuration_change(obj, "mapping", request.user)
+
+    def save_formset(self, request, form, formset, change):
+        super().save_formset(request, form, formset, change)
+        if formset.model is AlertRule and (
+            formset.new_objects or formset.changed_objects or formset.deleted_objects
+        ):
+            announce_configuration_change(form.instance, "rules", request.user)
 
     def get_urls(self):
         return [
             path("<int:pk>/tokens/new/", self.admin_site.admin_view(self.new_token_view),
                  name="integrations_integration_new_token"),
+            path("<int:pk>/preview/", self.admin_site.admin_view(self.preview_view),
+                 name="integrations_integration_preview"),
             path("<int:pk>/regenerate-address/",
                  self.admin_site.admin_view(self.regenerate_address_view),
                  name="integrations_integration_regenerate_address"),
@@ -81,6 +184,62 @@ class IntegrationAdmin(admin.ModelAdmin):
             request, "admin/integrations/integration/regenerate_address.html", context
         )
 
+    def preview_view(self, request, pk):
+        """Try a payload (pasted, or one the integration received) against the saved or an
+        edited mapping and rules, and see the alert they make. Nothing is stored."""
+        integration = get_object_or_404(Integration, pk=pk)
+        if not self.has_view_permission(request, integration):
+            raise PermissionDenied
+        saved_rules = integration.rules.order_by("created_at", "id")
+        data = request.POST if request.method == "POST" else {
+            "payload": samples.sample_payload(integration),
+            "mapping": pretty(integration.mapping),
+            "rules": pretty([
+                {"name": r.name, "position": r.position, "enabled": r.enabled,
+                 "conditions": r.conditions, "actions": r.actions} for r in saved_rules
+            ]),
+        }
+        events = list(preview.recent_events(integration))
+        context = {
+            **self.admin_site.each_context(request), "integration": integration,
+            "title": f"Preview mapping and rules of {integration}", "opts": self.model._meta,
+            "events": events, "data": data,
+            "takes_mapping": integration.kind == Integration.Kind.GENERIC,
+        }
+        if request.method == "POST":
+            context.update(self._run_preview(integration, request.POST, events))
+        return TemplateResponse(
+            request, "admin/integrations/integration/preview.html", context
+        )
+
+    def _run_preview(self, integration, data, events) -> dict:
+        problems = {}
+        overrides = {}
+        if integration.kind == Integration.Kind.GENERIC:
+            try:
+                text = data.get("mapping", "").strip()
+                overrides["mapping_config"] = json.loads(text) if text else None
+            except ValueError as exc:
+                problems["mapping"] = [f"not valid JSON ({exc})"]
+        try:
+            overrides["rule_items"] = json.loads(data.get("rules", "").strip() or "[]")
+        except ValueError as exc:
+            problems["rules"] = [f"not valid JSON ({exc})"]
+        if problems:
+            return {"problems": problems}
+        event = next((e for e in events if str(e.pk) == data.get("event")), None)
+        try:
+            if event is not None:
+                result = preview.preview_event(integration, event, **overrides)
+            else:
+                result = preview.preview(
+                    integration, data.get("payload", "").encode(), **overrides
+                )
+        except preview.InvalidConfiguration as exc:
+            return {"problems": exc.errors}
+        result["payload_json"] = pretty((result["alert"] or {}).get("payload"))
+        return {"result": result, "previewed_event": event}
+
     def new_token_view(self, request, pk):
         integration = get_object_or_404(
             Integration, pk=pk, kind=Integration.Kind.INCOMING_WEBHOOK
@@ -104,13 +263,29 @@ class IntegrationAdmin(admin.ModelAdmin):
         sending = ["endpoint", "sample", "curl"]
         if obj.kind == Integration.Kind.EMAIL:
             sending = ["endpoint", "sample"]
+        # The mapping reads the generic webhook's JSON; the other kinds pick their fields
+        # their own way (json(path) parameters, mail keys). Rules apply to every kind.
+        shaping = ["mapping", "preview_link"] if obj.kind == Integration.Kind.GENERIC else [
+            "preview_link"]
         return [
             (None, {"fields": main}),
             ("Sending alerts here", {"fields": sending}),
+            ("Mapping and alert rules", {"fields": shaping}),
         ]
 
+    @admin.display(description="Preview")
+    def preview_link(self, integration):
+        if integration.pk is None:
+            return "-"
+        return format_html(
+            '<a class="button" id="tocsin-preview-link" href="{}">Preview mapping and rules</a>'
+            "<p>Try a sample or a received payload against the mapping and the rules below "
+            "(saved or edited there) before saving.</p>",
+            reverse("admin:integrations_integration_preview", args=[integration.pk]),
+        )
+
     def get_readonly_fields(self, request, obj=None):
-        readonly = ["endpoint", "sample", "curl"]
+        readonly = ["endpoint", "sample", "curl", "preview_link"]
         if obj is not None:
             readonly.append("kind")
             if not obj.has_endpoint:
@@ -220,6 +395,11 @@ class IntegrationTokenAdmin(admin.ModelAdmin):
         self.message_user(request, f"{queryset.count()} token(s) revoked.", messages.SUCCESS)
 
 
+def describe_action(action: dict) -> str:
+    label = AlertRule.Action(action["type"]).label
+    return f"{label} {json.dumps(action['value'])}" if "value" in action else label
+
+
 class ReadOnlyAdmin(admin.ModelAdmin):
     """Records written by the system: browsable, never edited by hand."""
 
@@ -281,10 +461,25 @@ class AlertAdmin(ReadOnlyAdmin):
     list_filter = ["alert_type", "suppressed", "integration"]
     search_fields = ["message", "summary", "entity_id"]
     date_hierarchy = "created_at"
-    readonly_fields = ["warnings_list"]
+    readonly_fields = ["warnings_list", "applied_rules"]
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("integration", "incident")
+
+    @admin.display(description="Alert rules applied")
+    def applied_rules(self, alert):
+        """Why an alert was suppressed or changed: each matching rule and its actions."""
+        audit = alert.extra.get("rules") or []
+        if not audit:
+            return "-"
+        return format_html_join("", "<p><strong>{}</strong> (rule {}): {}{}</p>", (
+            (entry["name"], entry["rule"] or "unsaved",
+             "; ".join(describe_action(a) for a in entry["actions"]) or "nothing",
+             "; overridden by newer rules: " + "; ".join(
+                 f"{describe_action(a)} (by {a['by_name']})" for a in entry["overridden"]
+             ) if entry.get("overridden") else "")
+            for entry in audit
+        ))
 
     @admin.display(description="Warnings")
     def warnings_list(self, alert):

@@ -3,14 +3,17 @@ from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from integrations import queue
+from integrations import preview, processing, queue, rules
+from integrations.mapping import validate_mapping
 from integrations.models import (
     INCIDENT_OPENING_TYPES,
     Alert,
+    AlertRule,
     InboundEvent,
     Integration,
     IntegrationToken,
 )
+from integrations.signals import announce_configuration_change
 
 
 class IntegrationSerializer(serializers.ModelSerializer):
@@ -22,15 +25,33 @@ class IntegrationSerializer(serializers.ModelSerializer):
     tags = serializers.ListField(
         child=serializers.CharField(max_length=100), required=False
     )
+    mapping = serializers.JSONField(
+        required=False, allow_null=True,
+        help_text='null (off) or {"direct": {FIELD: SOURCE}, "conditional": [{"if", "then"}]}',
+    )
 
     class Meta:
         model = Integration
         fields = [
             "id", "name", "kind", "service", "status", "description", "integration_url",
             "tags", "create_incidents_for", "rate_limit_per_minute", "default_severity",
-            "webhook_url",
+            "mapping", "webhook_url",
             "email_address", "created_at",
         ]
+
+    def validate_mapping(self, value):
+        errors = validate_mapping(value)
+        if errors:
+            raise serializers.ValidationError(errors)
+        return value
+
+    def validate(self, attrs):
+        kind = attrs.get("kind") or (self.instance.kind if self.instance else None)
+        if attrs.get("mapping") is not None and kind != Integration.Kind.GENERIC:
+            raise serializers.ValidationError(
+                {"mapping": ["mapping applies to generic integrations only; use null"]}
+            )
+        return attrs
 
     def validate_kind(self, kind):
         if self.instance is not None and kind != self.instance.kind:
@@ -58,19 +79,64 @@ class TokenSerializer(serializers.ModelSerializer):
         read_only_fields = ["prefix", "created_at", "last_used_at", "revoked_at"]
 
 
+class AlertRuleSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = AlertRule
+        fields = ["id", "integration", "name", "position", "enabled", "conditions", "actions",
+                  "created_at"]
+        read_only_fields = ["integration", "created_at"]
+
+    def validate_conditions(self, value):
+        errors = rules.validate_conditions(value)
+        if errors:
+            raise serializers.ValidationError(errors)
+        return value
+
+    def validate_actions(self, value):
+        errors = rules.validate_actions(value)
+        if errors:
+            raise serializers.ValidationError(errors)
+        return value
+
+
+class PreviewSerializer(serializers.Serializer):
+    payload = serializers.JSONField(
+        required=False, help_text="A body to try: a JSON object, or text (a raw mail)."
+    )
+    event = serializers.IntegerField(
+        required=False, help_text="Or the id of one of the integration's inbound events."
+    )
+    mapping = serializers.JSONField(
+        required=False, allow_null=True, help_text="An unsaved mapping to try (null: off)."
+    )
+    rules = serializers.JSONField(
+        required=False, help_text="Unsaved rules to try instead of the saved ones."
+    )
+
+    def validate(self, attrs):
+        if ("payload" in attrs) == ("event" in attrs):
+            raise serializers.ValidationError("Give either payload or event.")
+        return attrs
+
+
 class AlertSerializer(serializers.ModelSerializer):
     warnings = serializers.SerializerMethodField()
+    rules = serializers.SerializerMethodField()
 
     class Meta:
         model = Alert
         fields = [
             "id", "integration", "incident", "inbound_event", "alert_type", "message",
             "summary", "entity_id", "suppressed", "opened_incident", "payload", "urls",
-            "extra", "warnings", "created_at",
+            "extra", "warnings", "rules", "created_at",
         ]
 
     def get_warnings(self, alert) -> list[str]:
         return alert.warnings
+
+    def get_rules(self, alert) -> list[dict]:
+        """The alert rules that matched and what each did (Alert.extra["rules"])."""
+        return list(alert.extra.get("rules") or [])
 
 
 class InboundEventSerializer(serializers.ModelSerializer):
@@ -88,7 +154,46 @@ class IntegrationViewSet(viewsets.ModelViewSet):
     queryset = Integration.objects.select_related("service")
     serializer_class = IntegrationSerializer
     filterset_fields = ["service", "kind", "status"]
-    action_permissions = {"regenerate_address": ["integrations.change_integration"]}
+    action_permissions = {
+        "regenerate_address": ["integrations.change_integration"],
+        # A preview changes nothing, so whoever may see the integration may try it.
+        "preview": ["integrations.view_integration"],
+    }
+
+    def perform_create(self, serializer):
+        integration = serializer.save()
+        if integration.mapping is not None:
+            announce_configuration_change(integration, "mapping", self.request.user)
+
+    def perform_update(self, serializer):
+        before = serializer.instance.mapping
+        integration = serializer.save()
+        if integration.mapping != before:
+            announce_configuration_change(integration, "mapping", self.request.user)
+
+    @action(detail=True, methods=["post"], serializer_class=PreviewSerializer)
+    def preview(self, request, pk=None):
+        """The alert a payload (or a received event) would make, after the saved or the
+        given mapping and rules, and which rules match. Stores nothing."""
+        integration = self.get_object()
+        serializer = PreviewSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        overrides = {
+            "mapping_config": data.get("mapping", processing.SAVED),
+            "rule_items": data.get("rules"),
+        }
+        try:
+            if "event" in data:
+                event = get_object_or_404(InboundEvent, pk=data["event"], integration=integration)
+                result = preview.preview_event(integration, event, **overrides)
+            else:
+                result = preview.preview(
+                    integration, preview.body_bytes(data["payload"]), **overrides
+                )
+        except preview.InvalidConfiguration as exc:
+            return Response(exc.errors, status=status.HTTP_400_BAD_REQUEST)
+        return Response(result)
 
     @action(detail=True, methods=["post"], url_path="regenerate-address",
             serializer_class=serializers.Serializer)
@@ -135,6 +240,32 @@ class IntegrationTokenViewSet(
 
     def perform_destroy(self, token):
         token.revoke()
+
+
+class AlertRuleViewSet(viewsets.ModelViewSet):
+    """The alert rules of one integration (PRODUCT.md §3.4), in position order."""
+
+    serializer_class = AlertRuleSerializer
+    filterset_fields = ["enabled"]
+
+    def get_queryset(self):
+        return AlertRule.objects.filter(integration=self.integration())
+
+    def integration(self) -> Integration:
+        return get_object_or_404(Integration, pk=self.kwargs["integration_pk"])
+
+    def perform_create(self, serializer):
+        rule = serializer.save(integration=self.integration())
+        announce_configuration_change(rule.integration, "rules", self.request.user)
+
+    def perform_update(self, serializer):
+        rule = serializer.save()
+        announce_configuration_change(rule.integration, "rules", self.request.user)
+
+    def perform_destroy(self, rule):
+        integration = rule.integration
+        rule.delete()
+        announce_configuration_change(integration, "rules", self.request.user)
 
 
 class AlertViewSet(viewsets.ReadOnlyModelViewSet):

@@ -8,7 +8,11 @@ import json
 import uuid
 from dataclasses import dataclass, field
 
+from incidents.models import Incident
 from integrations.models import AlertType
+
+# An incident opened by an alert gets this urgency unless a mapping or a rule sets one.
+URGENCY_FOR_TYPE = {AlertType.WARNING: Incident.Urgency.LOW}
 
 ALERT_TYPES = set(AlertType.values)
 
@@ -28,6 +32,8 @@ class AlertFields:
     entity_id: str = ""
     payload: dict = field(default_factory=dict)
     urls: list = field(default_factory=list)
+    # Set by a mapping or a rule; otherwise it follows alert_type (effective_urgency).
+    urgency: str = ""
     # Ids as sent; resolved (or ignored) when the alert is processed.
     sla: object = None
     escalation_policy: object = None
@@ -40,6 +46,9 @@ class AlertFields:
     # Kept in Alert.extra as they are: `severity` (the severity text of an incident the
     # alert opens), `warnings` (what the parser had to guess), and the like.
     extra: dict = field(default_factory=dict)
+
+    def effective_urgency(self) -> str:
+        return self.urgency or URGENCY_FOR_TYPE.get(self.alert_type, Incident.Urgency.HIGH)
 
     def ensure_entity_id(self) -> None:
         if not self.entity_id:

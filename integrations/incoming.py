@@ -8,11 +8,11 @@ import uuid
 from django.conf import settings
 
 from integrations.generic import AlertFields
+from integrations.mapping import MISSING, as_text, lookup
 from integrations.models import AlertType, Integration
 
 JSON_REF = re.compile(r"^json\((?P<path>[^()]*)\)$")
 TRUE_WORDS = {"1", "true", "yes", "on"}
-MISSING = object()
 
 
 def body_document(body: bytes):
@@ -23,22 +23,6 @@ def body_document(body: bytes):
         return json.loads(body)
     except (UnicodeDecodeError, ValueError):
         return None
-
-
-def lookup(document, path: str):
-    """Follow a dotted path (`alerts.0.labels.alertname`) through objects and lists."""
-    current = document
-    for part in path.split(".") if path else []:
-        if isinstance(current, dict) and part in current:
-            current = current[part]
-        elif isinstance(current, list) and part.lstrip("-").isdigit():
-            index = int(part)
-            if not -len(current) <= index < len(current):
-                return MISSING
-            current = current[index]
-        else:
-            return MISSING
-    return current
 
 
 def resolve(raw: str | None, document):
@@ -52,16 +36,6 @@ def resolve(raw: str | None, document):
         return MISSING
     value = lookup(document, match.group("path").strip())
     return MISSING if value is None else value
-
-
-def as_text(value) -> str:
-    if value is MISSING:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, dict | list):
-        return json.dumps(value, separators=(",", ":"))
-    return str(value).strip()
 
 
 def as_bool(value) -> bool:

@@ -74,6 +74,11 @@ class Integration(models.Model):
         default=default_rate_limit,
         help_text="Requests accepted per minute before answering 429; 0 means no limit.",
     )
+    mapping = models.JSONField(
+        null=True, blank=True, default=None,
+        help_text="Custom payload mapping (generic integrations); empty means off. "
+        "See docs/mapping-and-rules.md.",
+    )
     key = models.CharField(max_length=64, unique=True, default=new_integration_key, editable=False)
     email_local_part = models.CharField(max_length=64, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -274,6 +279,58 @@ class Alert(models.Model):
     def warnings(self) -> list[str]:
         """What the parser had to guess (an email alert's missing event_time, …)."""
         return list(self.extra.get("warnings") or [])
+
+
+class AlertRule(models.Model):
+    """A rule of PRODUCT.md §3.4: conditions on an alert (after mapping) and what to do with
+    it. The shapes of `conditions` and `actions` are checked by integrations.rules."""
+
+    class Action(models.TextChoices):
+        SUPPRESS = "suppress", "Suppress"
+        SET_ALERT_TYPE = "set_alert_type", "Set alert type"
+        SET_URGENCY = "set_urgency", "Set urgency"
+        SET_MESSAGE = "set_message", "Set message"
+        SET_SUMMARY = "set_summary", "Set summary"
+        SET_ENTITY_ID = "set_entity_id", "Set entity id"
+        ADD_NOTE = "add_note", "Add a note"
+        ADD_TAGS = "add_tags", "Add tags"
+        SET_PRIORITY = "set_priority", "Set priority"
+        ROUTE_ESCALATION_POLICY = "route_escalation_policy", "Route to an escalation policy"
+
+    class Field(models.TextChoices):
+        """What a `{"field": …}` condition looks at (a `{"path": …}` one looks into the
+        alert's payload)."""
+
+        ALERT_TYPE = "alert_type", "Alert type"
+        URGENCY = "urgency", "Urgency"
+        MESSAGE = "message", "Message"
+        SUMMARY = "summary", "Summary"
+        ENTITY_ID = "entity_id", "Entity id"
+        TIME_OF_DAY = "time_of_day", "Time of day"
+        DAY_OF_WEEK = "day_of_week", "Day of week"
+        SECONDS_SINCE_LAST_INCIDENT = "seconds_since_last_incident", "Seconds since last incident"
+        PAYLOAD_KEYS = "payload_keys", "Payload keys"
+
+    integration = models.ForeignKey(Integration, on_delete=models.CASCADE, related_name="rules")
+    name = models.CharField(max_length=200)
+    position = models.PositiveIntegerField(
+        default=0, help_text="Rules are listed, audited and add notes in this order."
+    )
+    enabled = models.BooleanField(default=True)
+    conditions = models.JSONField(
+        default=list, blank=True, help_text="All must hold; an empty list matches every alert."
+    )
+    actions = models.JSONField(default=list)
+    # Where rules conflict the most recently created one wins (PRODUCT.md §3.4), so this is
+    # part of the behaviour, not only a record; a default rather than auto_now_add lets an
+    # import keep the original order.
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["position", "id"]
+
+    def __str__(self):
+        return self.name
 
 
 class RateLimitCounter(models.Model):

@@ -13,8 +13,8 @@ from django.utils import timezone
 
 from incidents import lifecycle
 from incidents.models import SLA, EscalationPolicy, Incident, Priority, Tag, TimelineEntry
-from integrations import email_body, generic, incoming
-from integrations.models import INCIDENT_OPENING_TYPES, Alert, AlertType, InboundEvent
+from integrations import email_body, generic, incoming, mapping, rules
+from integrations.models import INCIDENT_OPENING_TYPES, Alert, AlertType, InboundEvent, Integration
 from integrations.signals import alert_opened_incident
 
 logger = logging.getLogger(__name__)
@@ -22,7 +22,8 @@ logger = logging.getLogger(__name__)
 # Transient database trouble: leave the event queued for a retry instead of failing it.
 TRANSIENT_ERRORS = (OperationalError, InterfaceError)
 
-URGENCY_FOR_TYPE = {AlertType.WARNING: Incident.Urgency.LOW}
+# Stands for "the integration's saved mapping" where a preview may pass an unsaved one.
+SAVED = object()
 
 
 class ProcessingError(Exception):
@@ -70,17 +71,34 @@ def mark_failed(event_id: int, error: str) -> None:
 def parse_event(event: InboundEvent) -> generic.AlertFields:
     if event.integration is None:
         raise ProcessingError("The integration of this event no longer exists.")
-    if event.source == "generic":
-        return generic.validate(generic.parse_body(bytes(event.body)))
-    if event.source == "incoming_webhook":
-        return incoming.declaration(event.integration, event.query, bytes(event.body))
-    if event.source == "email":
-        return email_body.alert_fields(bytes(event.body), event.received_at)
-    raise ProcessingError(f"No parser for events from {event.source!r}.")
+    return parse(event.integration, event.source, bytes(event.body), event.query,
+                 event.received_at)
+
+
+def parse(integration: Integration, source: str, body: bytes, query: dict, received_at,
+          *, mapping_config=SAVED) -> generic.AlertFields:
+    """The alert fields a request body makes, before rules. The mapping applies to the
+    generic webhook's JSON only; the other kinds have their own ways to pick fields."""
+    if source == "generic":
+        document = generic.parse_body(body)
+        config = integration.mapping if mapping_config is SAVED else mapping_config
+        if config is not None:
+            return mapping.alert_fields(config, document)
+        return generic.validate(document)
+    if source == "incoming_webhook":
+        return incoming.declaration(integration, query, body)
+    if source == "email":
+        return email_body.alert_fields(body, received_at)
+    raise ProcessingError(f"No parser for events from {source!r}.")
 
 
 def build_alert(event: InboundEvent) -> Alert:
     fields = parse_event(event)
+    # Rules see the time the alert arrived, so a reprocessed event is judged as it was then.
+    audit = rules.apply_rules(
+        fields, rules.saved_rules(event.integration),
+        service_id=event.integration.service_id, now=event.received_at,
+    )
     fields.ensure_entity_id()
     return Alert.objects.create(
         integration=event.integration,
@@ -95,11 +113,12 @@ def build_alert(event: InboundEvent) -> Alert:
         extra={
             "requested": {
                 "sla": fields.sla, "escalation_policy": fields.escalation_policy,
-                "priority": fields.priority, "tags": fields.tags,
+                "priority": fields.priority, "tags": fields.tags, "urgency": fields.urgency,
             },
             "stakeholders": fields.stakeholders,
             "stakeholders_comms": fields.stakeholders_comms,
             **({"declare": fields.declare} if fields.declare is not None else {}),
+            **({"rules": audit} if audit else {}),
             **fields.extra,
         },
     )
@@ -115,10 +134,15 @@ def _by_id(model, raw):
         return None
 
 
-def _tags(raw_ids) -> list:
-    ids = [int(str(raw).strip()) for raw in raw_ids
-           if not isinstance(raw, bool) and str(raw).strip().isdigit()]
-    return list(Tag.objects.filter(pk__in=ids)) if ids else []
+def find_tags(raw) -> list:
+    """Tags by id (as sent in a payload) or by name (as a rule may add them); unknown ones
+    are ignored."""
+    found = {}
+    for item in raw:
+        tag = rules.find(Tag, item)
+        if tag is not None:
+            found[tag.pk] = tag
+    return list(found.values())
 
 
 def find_open_incident(alert: Alert) -> Incident | None:
@@ -151,11 +175,13 @@ def open_for_alert(alert: Alert) -> Incident | None:
                 summary=alert.summary,
                 entity_id=alert.entity_id,
                 **declared,
-                urgency=URGENCY_FOR_TYPE.get(alert.alert_type, Incident.Urgency.HIGH),
-                priority=_by_id(Priority, requested.get("priority")),
+                urgency=requested.get("urgency")
+                or generic.URGENCY_FOR_TYPE.get(alert.alert_type, Incident.Urgency.HIGH),
+                # A mapping or a rule may name the priority; a payload gives its id.
+                priority=rules.find(Priority, requested.get("priority")),
                 sla=_by_id(SLA, requested.get("sla")),
                 escalation_policy=_by_id(EscalationPolicy, requested.get("escalation_policy")),
-                tags=_tags(requested.get("tags") or []),
+                tags=find_tags(requested.get("tags") or []),
             )
     except IntegrityError:
         # Another worker opened the incident for this entity first: join it.
@@ -189,7 +215,18 @@ def route_alert(alert: Alert) -> None:
         message=f"{alert.get_alert_type_display()} alert: {alert.message}",
         data={"alert_id": alert.pk},
     )
+    apply_rule_additions(alert, incident, opened=opened)
     if alert.alert_type == AlertType.ACKNOWLEDGED:
         lifecycle.acknowledge(incident, note=f"by alert from {alert.integration.name}")
     elif alert.alert_type == AlertType.RESOLVED:
         lifecycle.resolve(incident, note=f"by alert from {alert.integration.name}")
+
+
+def apply_rule_additions(alert: Alert, incident: Incident, *, opened: bool) -> None:
+    """Notes and tags from alert rules go on the incident the alert opened or joined. (An
+    opened incident already got the tags, with the payload's, in open_for_alert.)"""
+    notes, tags = rules.additions(alert.extra.get("rules") or [])
+    for rule_name, text in notes:
+        lifecycle.add_note(incident, f"Alert rule “{rule_name}”: {text}")
+    if tags and not opened:
+        incident.tags.add(*find_tags(tags))

@@ -13,7 +13,11 @@ class NotificationsConfig(AppConfig):
         from destinations.signals import destination_failing
         from incidents.signals import incident_escalated, incident_status_recorded
         from integrations.models import Integration
-        from integrations.signals import alert_opened_incident, integration_changed
+        from integrations.signals import (
+            alert_opened_incident,
+            integration_changed,
+            integration_configuration_changed,
+        )
         from notifications import receivers, stakeholders
 
         user = get_user_model()
@@ -25,6 +29,9 @@ class NotificationsConfig(AppConfig):
                                     dispatch_uid="notifications-destination-failing")
         integration_changed.connect(receivers.on_integration_changed,
                                     dispatch_uid="notifications-integrations")
+        integration_configuration_changed.connect(
+            receivers.on_integration_configuration_changed,
+            dispatch_uid="notifications-integration-configuration")
         post_delete.connect(receivers.on_integration_deleted, sender=Integration,
                             dispatch_uid="notifications-integration-deleted")
         alert_opened_incident.connect(stakeholders.on_alert_opened_incident,

@@ -161,3 +161,15 @@ def on_integration_deleted(sender, instance, **kwargs):
         portal_url(reverse("admin:integrations_integration_changelist")),
         key=f"integration-deleted:{instance.pk}",
     )
+
+
+def on_integration_configuration_changed(sender, integration, what, actor=None, **kwargs):
+    """A mapping or the alert rules changed: they decide what alerts become, so a change
+    is worth telling the platform's owners about."""
+    label = {"mapping": "payload mapping", "rules": "alert rules"}.get(what, what)
+    platform_action(
+        f"integration.{what}_changed", f"The {label} of integration {integration.name} changed",
+        integration_where(integration),
+        portal_url(reverse("admin:integrations_integration_change", args=[integration.pk])),
+        key=f"integration-{what}:{integration.pk}", actor=actor,
+    )

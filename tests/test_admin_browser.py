@@ -238,7 +238,7 @@ def test_manager_creates_bearer_token_and_sees_it_once(page, shot, manager, serv
     shot()
 
     page.get_by_role("link", name="Back to Grafana").click()
-    expect(page.locator(".inline-group")).to_contain_text(token.prefix)
+    expect(page.locator("#tokens-group")).to_contain_text(token.prefix)
     expect(page.locator("body")).not_to_contain_text(plaintext)
 
 

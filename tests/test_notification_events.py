@@ -158,3 +158,22 @@ def test_no_reachable_stakeholder_sends_nothing_but_says_so(
     assert mail.outbox == [] and not Notification.objects.exists()
     incident = Integration.objects.get().alerts.get().incident
     assert "No stakeholder could be reached" in incident.timeline.get(kind="note").message
+
+
+def test_changing_the_mapping_or_the_rules_is_a_platform_action(platform_list, integration,
+                                                                manager, inline):
+    client = api_client_for(manager)
+    mapping = {"direct": {"message": {"path": "title"}}}
+    inline(client.patch, f"/api/v1/integrations/{integration.pk}/", {"mapping": mapping},
+           format="json")
+    rule = {"name": "Quiet nights", "conditions": [
+        {"field": "alert_type", "op": "equals", "value": "warning"}],
+        "actions": [{"type": "suppress"}], "enabled": True}
+    created = inline(client.post, f"/api/v1/integrations/{integration.pk}/rules/", rule,
+                     format="json")
+    assert created.status_code == 201, created.content
+    assert subjects() == [
+        "[Tocsin] The payload mapping of integration Prometheus changed",
+        "[Tocsin] The alert rules of integration Prometheus changed",
+    ]
+    assert all("By: max" in m.body for m in mail.outbox)

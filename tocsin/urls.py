@@ -7,6 +7,7 @@ from destinations.api import DeliveryViewSet, DestinationViewSet
 from incidents.api import IncidentViewSet, ServiceViewSet, TeamViewSet
 from integrations import views as ingest
 from integrations.api import (
+    AlertRuleViewSet,
     AlertViewSet,
     InboundEventViewSet,
     IntegrationTokenViewSet,
@@ -41,6 +42,17 @@ urlpatterns = [
         "api/v1/integrations/<int:integration_pk>/tokens/<int:pk>/",
         IntegrationTokenViewSet.as_view({"get": "retrieve", "delete": "destroy"}),
         name="integration-token",
+    ),
+    path(
+        "api/v1/integrations/<int:integration_pk>/rules/",
+        AlertRuleViewSet.as_view({"get": "list", "post": "create"}),
+        name="integration-rules",
+    ),
+    path(
+        "api/v1/integrations/<int:integration_pk>/rules/<int:pk>/",
+        AlertRuleViewSet.as_view({"get": "retrieve", "put": "update", "patch": "partial_update",
+                                  "delete": "destroy"}),
+        name="integration-rule",
     ),
     path("api/v1/notification-settings/", NotificationSettingsView.as_view(),
          name="notification-settings"),
