@@ -14,7 +14,6 @@ import argparse
 import datetime
 import http.client
 import json
-import math
 import os
 import platform
 import shutil
@@ -40,6 +39,7 @@ from benchmarks.ingest import (  # noqa: E402
     alert_body,
     drain,
     log,
+    paced_senders,
     percentile,
     send,
     within,
@@ -161,40 +161,28 @@ def run_alerts(stack: Stack, key: str, sink: Sink, rate: float, samples: int,
     post_errors: list[int] = []
     lock = threading.Lock()
     direct_body = sink.sample_body or b"{}"
-    begin = time.monotonic() + 0.2
-    senders = max(1, min(samples, math.ceil(rate), 64))  # about a second of slack each
 
-    def sender(first: int):
-        conn = http.client.HTTPConnection("127.0.0.1", stack.port, timeout=REQUEST_TIMEOUT)
-        for i in range(first, samples, senders):
-            pause = begin + i / rate - time.monotonic()
+    def post_alert(conn, i, begin):
+        entity = f"{tag}-{i}"
+        t0, wall0 = time.monotonic(), time.time()
+        status, data = send(conn, "POST", f"/api/events/{key}/", alert_body(i, entity))
+        with lock:
+            if status == 200 and data:
+                started[entity] = (t0, wall0)
+                traces[data["trace_id"]] = entity
+            else:
+                post_errors.append(status)
+        if direct:
+            pause = begin + (i + 0.5) / rate - time.monotonic()
             if pause > 0:
                 time.sleep(pause)
-            if time.monotonic() > deadline:
-                break
-            entity = f"{tag}-{i}"
-            t0, wall0 = time.monotonic(), time.time()
-            status, data = send(conn, "POST", f"/api/events/{key}/", alert_body(i, entity))
-            with lock:
-                if status == 200 and data:
-                    started[entity] = (t0, wall0)
-                    traces[data["trace_id"]] = entity
-                else:
-                    post_errors.append(status)
-            if direct:
-                pause = begin + (i + 0.5) / rate - time.monotonic()
-                if pause > 0:
-                    time.sleep(pause)
-                name = f"/direct/{tag}-{i}"
-                t1 = time.monotonic()
-                if post_direct(sink.port, f"{tag}-{i}", direct_body):
-                    with lock:
-                        direct_sent[name] = t1
-        conn.close()
+            name = f"/direct/{tag}-{i}"
+            t1 = time.monotonic()
+            if post_direct(sink.port, f"{tag}-{i}", direct_body):
+                with lock:
+                    direct_sent[name] = t1
 
-    threads = [threading.Thread(target=sender, args=(k,), daemon=True) for k in range(senders)]
-    for thread in threads:
-        thread.start()
+    threads, begin = paced_senders(stack.port, rate, samples, deadline, post_alert)
     stop_at = min(deadline, begin + samples / rate + REQUEST_TIMEOUT + RECEIVE_TIMEOUT)
     while time.monotonic() < stop_at:
         now = time.monotonic()

@@ -116,6 +116,30 @@ def burst(port: int, path: str, total: int, concurrency: int, deadline: float,
     }
 
 
+def paced_senders(port: int, rate: float, samples: int, deadline: float, each):
+    """Call ``each(conn, i, begin)`` for i in 0…samples-1 at ``rate`` per second from
+    ``begin``, spread over enough threads (each with its own connection to ``port``) that a
+    slow request does not hold the next one back. Returns the started threads and begin."""
+    begin = time.monotonic() + 0.2
+    senders = max(1, min(samples, math.ceil(rate), 64))  # about a second of slack each
+
+    def sender(first: int):
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=REQUEST_TIMEOUT)
+        for i in range(first, samples, senders):
+            pause = begin + i / rate - time.monotonic()
+            if pause > 0:
+                time.sleep(pause)
+            if time.monotonic() > deadline:
+                break
+            each(conn, i, begin)
+        conn.close()
+
+    threads = [threading.Thread(target=sender, args=(k,), daemon=True) for k in range(senders)]
+    for thread in threads:
+        thread.start()
+    return threads, begin
+
+
 def latency(stack: Stack, key: str, rate: float, samples: int, deadline: float) -> dict:
     """Critical alerts, each for a new entity, at a fixed rate; time from POST start until
     the database shows the event completed with an incident (polled every POLL_EVERY)."""
@@ -126,29 +150,17 @@ def latency(stack: Stack, key: str, rate: float, samples: int, deadline: float) 
     post_errors: list[int] = []
     lock = threading.Lock()
     tag = f"lat-{os.getpid()}-{int(time.time())}"
-    begin = time.monotonic() + 0.2
-    senders = max(1, min(samples, math.ceil(rate), 64))  # about a second of slack each
 
-    def sender(first: int):
-        conn = http.client.HTTPConnection("127.0.0.1", stack.port, timeout=REQUEST_TIMEOUT)
-        for i in range(first, samples, senders):
-            pause = begin + i / rate - time.monotonic()
-            if pause > 0:
-                time.sleep(pause)
-            if time.monotonic() > deadline:
-                break
-            t0 = time.monotonic()
-            status, data = send(conn, "POST", f"/api/events/{key}/", alert_body(i, f"{tag}-{i}"))
-            with lock:
-                if status == 200 and data:
-                    started[data["trace_id"]] = t0
-                else:
-                    post_errors.append(status)
-        conn.close()
+    def post_alert(conn, i, begin):
+        t0 = time.monotonic()
+        status, data = send(conn, "POST", f"/api/events/{key}/", alert_body(i, f"{tag}-{i}"))
+        with lock:
+            if status == 200 and data:
+                started[data["trace_id"]] = t0
+            else:
+                post_errors.append(status)
 
-    threads = [threading.Thread(target=sender, args=(k,), daemon=True) for k in range(senders)]
-    for thread in threads:
-        thread.start()
+    threads, begin = paced_senders(stack.port, rate, samples, deadline, post_alert)
     stop_at = min(deadline, begin + samples / rate + REQUEST_TIMEOUT + LATENCY_TIMEOUT)
     while time.monotonic() < stop_at:
         now = time.monotonic()
