@@ -8,6 +8,7 @@ from destinations import delivery
 from destinations.kinds import KINDS
 from destinations.kinds.base import clean_config, public_config
 from destinations.models import Delivery, Destination
+from tocsin.apikit import NoBody
 
 
 class DestinationSerializer(serializers.ModelSerializer):
@@ -73,7 +74,7 @@ class DestinationViewSet(viewsets.ModelViewSet):
     filterset_fields = ["kind", "failing", "send_drills"]
     action_permissions = {"test": ["destinations.change_destination"]}
 
-    @action(detail=True, methods=["post"], serializer_class=serializers.Serializer)
+    @action(detail=True, methods=["post"], serializer_class=NoBody)
     def test(self, request, pk=None):
         """Send a test notification now and return its delivery record."""
         sent = delivery.send_test(self.get_object(), actor=request.user)
@@ -96,7 +97,7 @@ class DeliveryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
     filterset_class = DeliveryFilter
     action_permissions = {"resend": ["destinations.resend_delivery"]}
 
-    @action(detail=True, methods=["post"], serializer_class=serializers.Serializer)
+    @action(detail=True, methods=["post"], serializer_class=NoBody)
     def resend(self, request, pk=None):
         sent = self.get_object()
         if not delivery.resend(sent):

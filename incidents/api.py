@@ -6,6 +6,7 @@ from rest_framework.response import Response
 
 from incidents import lifecycle
 from incidents.models import Incident, Service, Team, TimelineEntry
+from tocsin.apikit import NoBody
 
 
 class TeamSerializer(serializers.ModelSerializer):
@@ -105,11 +106,11 @@ class IncidentViewSet(
             )
         return Response(IncidentSerializer(self.get_queryset().get(pk=incident.pk)).data)
 
-    @action(detail=True, methods=["post"], serializer_class=serializers.Serializer)
+    @action(detail=True, methods=["post"], serializer_class=NoBody)
     def acknowledge(self, request, pk=None):
         return self._state_change(request, lifecycle.acknowledge)
 
-    @action(detail=True, methods=["post"], serializer_class=serializers.Serializer)
+    @action(detail=True, methods=["post"], serializer_class=NoBody)
     def resolve(self, request, pk=None):
         return self._state_change(request, lifecycle.resolve)
 

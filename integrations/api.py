@@ -14,6 +14,7 @@ from integrations.models import (
     IntegrationToken,
 )
 from integrations.signals import announce_configuration_change
+from tocsin.apikit import NoBody
 
 
 class IntegrationSerializer(serializers.ModelSerializer):
@@ -196,7 +197,7 @@ class IntegrationViewSet(viewsets.ModelViewSet):
         return Response(result)
 
     @action(detail=True, methods=["post"], url_path="regenerate-address",
-            serializer_class=serializers.Serializer)
+            serializer_class=NoBody)
     def regenerate_address(self, request, pk=None):
         """Give an email integration a new address; mail to the old one is rejected."""
         integration = self.get_object()
@@ -219,6 +220,8 @@ class IntegrationTokenViewSet(
     serializer_class = TokenSerializer
 
     def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):  # the OpenAPI generator has no URL kwargs
+            return IntegrationToken.objects.none()
         return IntegrationToken.objects.filter(integration_id=self.kwargs["integration_pk"])
 
     def integration(self) -> Integration:
@@ -249,6 +252,8 @@ class AlertRuleViewSet(viewsets.ModelViewSet):
     filterset_fields = ["enabled"]
 
     def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):  # the OpenAPI generator has no URL kwargs
+            return AlertRule.objects.none()
         return AlertRule.objects.filter(integration=self.integration())
 
     def integration(self) -> Integration:
@@ -282,7 +287,7 @@ class InboundEventViewSet(
     filterset_fields = ["integration", "status", "source"]
     action_permissions = {"reprocess": ["integrations.change_inboundevent"]}
 
-    @action(detail=True, methods=["post"], serializer_class=serializers.Serializer)
+    @action(detail=True, methods=["post"], serializer_class=NoBody)
     def reprocess(self, request, pk=None):
         event = self.get_object()
         if not queue.requeue(event):
