@@ -88,7 +88,10 @@ def incident_url(incident_id: int) -> str:
 
 
 def build_message(delivery: Delivery) -> Message:
-    config = delivery.destination.config
+    # Defaults fill keys a config saved before they existed (or written by hand) lacks.
+    fields = kind_module(delivery.destination.kind).FIELDS
+    config = {**{f.name: f.default for f in fields if f.default is not None},
+              **delivery.destination.config}
     incident = delivery.incident
     if incident is None:
         return test_message(delivery, config)

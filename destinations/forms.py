@@ -4,7 +4,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 
 from destinations.kinds import kind_module
-from destinations.kinds.base import BOOL, CHOICE, EMAILS, SECRET, URL, Field, clean_config
+from destinations.kinds.base import BOOL, CHOICE, EMAILS, URL, Field, clean_config
 from destinations.models import Destination
 
 PREFIX = "config_"
@@ -12,7 +12,7 @@ PREFIX = "config_"
 
 def form_field(spec: Field, current: dict) -> forms.Field:
     options = {"required": spec.required, "help_text": spec.help, "label": spec.name}
-    if spec.type == SECRET:
+    if spec.secret:
         if current.get(spec.name):
             # Never rendered back: an empty field on save keeps what is stored.
             options["required"] = False

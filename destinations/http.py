@@ -69,11 +69,16 @@ class Response:
 # IPv6 prefixes whose last 32 bits are an IPv4 address the packets end up at: NAT64's
 # well-known prefix (RFC 6052) and the deprecated IPv4-compatible form (RFC 4291 2.5.5.1).
 EMBEDDING_PREFIXES = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("::/96"))
+# Never public: local-use NAT64 (RFC 8215, leads into the local network) and the deprecated
+# site-local range, which some networks still route internally.
+NEVER_PUBLIC = (ipaddress.ip_network("64:ff9b:1::/48"), ipaddress.ip_network("fec0::/10"))
 
 
 def is_public_address(address: str) -> bool:
     ip = ipaddress.ip_address(address.split("%", 1)[0])
     if isinstance(ip, ipaddress.IPv6Address):
+        if any(ip in network for network in NEVER_PUBLIC):
+            return False
         # Judge an address that leads to an IPv4 one (mapped, 6to4, NAT64…) by that one:
         # Python counts 64:ff9b::a00:5 as global, yet behind NAT64 it reaches 10.0.0.5.
         if ip.ipv4_mapped is not None:
@@ -155,6 +160,13 @@ def _send_once(method: str, url: str, body: bytes | None, headers: dict,
         connection.request(method, path, body=body, headers=headers)
         raw = connection.getresponse()
         return Response(raw.status, raw.read(), {k.lower(): v for k, v in raw.getheaders()})
+    except ValueError as exc:
+        # http.client refuses a header value with a line break with a message that quotes
+        # the value: never pass that on, it may hold a credential.
+        raise DeliveryError("A header value is invalid (check the destination's credentials "
+                            "for line breaks)", permanent=True) from exc
+    except http.client.InvalidURL as exc:
+        raise DeliveryError(f"Invalid URL path for {parts.hostname}", permanent=True) from exc
     except (OSError, http.client.HTTPException) as exc:
         reason = exc.__class__.__name__ + (f": {exc}" if str(exc) else "")
         raise DeliveryError(f"Could not reach {parts.hostname}: {reason}",
@@ -197,6 +209,13 @@ def send_raw(method: str, url: str, body: bytes | None, headers: dict, *,
         if response.status in REDIRECT_STATUSES and response.headers.get("location"):
             target = urljoin(url, response.headers["location"])
             if origin(target) != origin(url):
+                if body is not None and response.status != 303:
+                    # The body may hold a credential (PagerDuty's routing_key, ilert's
+                    # integrationKey): it is never re-sent to another host.
+                    raise DeliveryError(
+                        f"HTTP {response.status} redirect to another host ({target[:200]}) "
+                        "not followed with the request body; point the destination at the "
+                        "final URL", permanent=True, status=response.status)
                 # Credentials were given for the configured host only; a redirect elsewhere
                 # must not carry them there.
                 headers = {k: v for k, v in headers.items()

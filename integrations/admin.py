@@ -191,7 +191,7 @@ class IntegrationAdmin(admin.ModelAdmin):
         if not self.has_view_permission(request, integration):
             raise PermissionDenied
         saved_rules = integration.rules.order_by("created_at", "id")
-        data = request.POST if request.method == "POST" else {
+        saved = {
             "payload": samples.sample_payload(integration),
             "mapping": pretty(integration.mapping),
             "rules": pretty([
@@ -199,6 +199,13 @@ class IntegrationAdmin(admin.ModelAdmin):
                  "conditions": r.conditions, "actions": r.actions} for r in saved_rules
             ]),
         }
+        data = saved
+        if request.method == "POST":
+            data = request.POST.copy()
+            if not self.has_change_permission(request, integration):
+                # Edited configurations run user-written regexes here: only for those who
+                # could save them; others try payloads against the saved ones.
+                data["mapping"], data["rules"] = saved["mapping"], saved["rules"]
         events = list(preview.recent_events(integration))
         context = {
             **self.admin_site.each_context(request), "integration": integration,
@@ -207,7 +214,7 @@ class IntegrationAdmin(admin.ModelAdmin):
             "takes_mapping": integration.kind == Integration.Kind.GENERIC,
         }
         if request.method == "POST":
-            context.update(self._run_preview(integration, request.POST, events))
+            context.update(self._run_preview(integration, data, events))
         return TemplateResponse(
             request, "admin/integrations/integration/preview.html", context
         )

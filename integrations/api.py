@@ -180,6 +180,15 @@ class IntegrationViewSet(viewsets.ModelViewSet):
         serializer = PreviewSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
+        if ("mapping" in data or "rules" in data) and not request.user.has_perm(
+                "integrations.change_integration"):
+            # Unsaved configurations run user-written regexes in the web process: only for
+            # those who could save them anyway.
+            return Response(
+                {"detail": "Trying an unsaved mapping or rules needs permission to change "
+                           "the integration; without them the saved ones are used."},
+                status=status.HTTP_403_FORBIDDEN,
+            )
         overrides = {
             "mapping_config": data.get("mapping", processing.SAVED),
             "rule_items": data.get("rules"),

@@ -91,11 +91,15 @@ def as_number(value) -> float | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, int | float):
-        return float(value)
+        try:
+            number = float(value)
+        except OverflowError:  # an int of hundreds of digits: not a usable threshold
+            return None
+        return number if math.isfinite(number) else None
     if isinstance(value, str):
         try:
             number = float(value.strip())
-        except ValueError:
+        except (ValueError, OverflowError):
             return None
         return number if math.isfinite(number) else None
     return None
@@ -147,7 +151,7 @@ def path_error(path) -> str | None:
 def op_value_error(op, value, has_value: bool) -> tuple[str, str] | None:
     """What is wrong with an operator and its value, as (the key at fault, the problem),
     or None. Shared with alert rules."""
-    if op not in OPS:
+    if not isinstance(op, str) or op not in OPS:  # a list or object is no op (nor hashable)
         return "op", f"unknown op {op!r} (one of {', '.join(OPS)})"
     if op == Op.EXISTS:
         if has_value and not isinstance(value, bool):

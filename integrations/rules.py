@@ -60,6 +60,8 @@ def _timezone_error(condition) -> str | None:
 
 def _field_condition_errors(condition: dict, at: str) -> list[str]:
     name, op, value = condition.get("field"), condition.get("op"), condition.get("value")
+    if not isinstance(name, str):  # a list or object is no field name (nor hashable)
+        return [f"{at}.field: must be a field name, got {name!r}"]
     allowed_keys = {"field", "op", "value"}
     if name in (Field.TIME_OF_DAY, Field.DAY_OF_WEEK):
         allowed_keys.add("timezone")
@@ -131,7 +133,7 @@ def _action_errors(action, at: str) -> list[str]:
     if not isinstance(action, dict) or "type" not in action:
         return [f'{at}: must be an object such as {{"type": "suppress"}}']
     kind, value = action["type"], action.get("value")
-    if kind not in Action.values:
+    if not isinstance(kind, str) or kind not in Action.values:
         return [f"{at}.type: unknown action {kind!r} (one of {', '.join(Action.values)})"]
     unknown = sorted(set(action) - ({"type"} if kind == Action.SUPPRESS else {"type", "value"}))
     if unknown:
@@ -172,7 +174,7 @@ def validate_actions(actions) -> list[str]:
         at = f"actions[{index}]"
         errors += _action_errors(action, at)
         kind = action.get("type") if isinstance(action, dict) else None
-        if kind in SINGLE_VALUED:
+        if isinstance(kind, str) and kind in SINGLE_VALUED:
             if kind in seen:
                 errors.append(f"{at}.type: {kind} appears twice in one rule")
             seen.add(kind)

@@ -4,7 +4,8 @@ Each receiver builds one Email and records it with a key that names the happenin
 repeated signal can never send a second mail.
 """
 
-from django.contrib.auth.models import Group
+import uuid
+
 from django.db import transaction
 from django.urls import reverse
 
@@ -70,7 +71,9 @@ def platform_action(event: str, what: str, where: str, url: str, key: str, actor
         facts=[("What", what), ("Where", where), ("When", moment), ("By", by(actor))],
         url=url,
     )
-    record(NotificationType.PLATFORM_ACTIONS, event, f"{key}:{moment}", email)
+    # Each announcement is its own happening (two revocations in one second are two):
+    # the signal is sent once per change, so a fresh key never doubles an email.
+    record(NotificationType.PLATFORM_ACTIONS, event, f"{key}:{uuid.uuid4().hex}", email)
 
 
 def on_destination_failing(sender, destination, error, **kwargs):
@@ -91,7 +94,7 @@ def account_notice(event: str, what: str, user, key: str, detail: str = "") -> N
                ("When", moment), ("By", by(None))],
         url=portal_url(reverse("admin:auth_user_change", args=[user.pk])),
     )
-    record(NotificationType.ACCOUNT_NOTICES, event, f"{key}:{moment}", email)
+    record(NotificationType.ACCOUNT_NOTICES, event, f"{key}:{uuid.uuid4().hex}", email)
 
 
 def on_user_saved(sender, instance, created, raw=False, **kwargs):
@@ -120,16 +123,25 @@ def on_groups_changed(sender, instance, action, pk_set, reverse=False, **kwargs)
     the admin and API change roles there)."""
     if reverse or action not in ("post_add", "post_remove", "post_clear"):
         return
-    roles = sorted(instance.groups.values_list("name", flat=True))
-    changed = ", ".join(sorted(Group.objects.filter(pk__in=pk_set or []).values_list(
-        "name", flat=True))) or "all"
-    verb = {"post_add": "added", "post_remove": "removed", "post_clear": "removed"}[action]
-    transaction.on_commit(lambda: account_notice(
-        "user.role_changed", f"Role of {instance.get_username()} changed", instance,
-        key=f"role-changed:{instance.pk}:{action}:{changed}",
-        detail=f"Role {changed} {verb}. Roles now: {', '.join(roles) or 'none'}.",
-    ))
+    transaction.on_commit(lambda: role_changed(instance))
 
+
+def role_changed(user) -> None:
+    """After the commit: one notice per resulting set of roles. Changing a role in the
+    admin removes one group and adds another (two m2m signals); both callbacks find the
+    same roles and so the same key, and one email goes out."""
+    roles = ", ".join(sorted(user.groups.values_list("name", flat=True))) or "none"
+    moment = when()
+    email = Email(
+        subject=f"[Tocsin] Role of {user.get_username()} changed",
+        headline=f"Role of {user.get_username()} changed", text=f"Roles now: {roles}.",
+        facts=[("What", "Role changed"),
+               ("Account", f"{user.get_username()} <{user.email or 'no email'}>"),
+               ("Roles now", roles), ("When", moment), ("By", by(None))],
+        url=portal_url(reverse("admin:auth_user_change", args=[user.pk])),
+    )
+    record(NotificationType.ACCOUNT_NOTICES, "user.role_changed",
+           f"role-changed:{user.pk}:{roles}:{moment}", email)
 
 INTEGRATION_CHANGES = {
     "created": "Integration {name} was created",

@@ -52,13 +52,16 @@ def record(kind: str, event: str, key: str, email: Email, *, recipients=None,
     if not recipients:
         return False
     text, html = email.render()
-    created = Notification.objects.bulk_create([Notification(
-        type=kind, event=event, dedup_key=key[:255], subject=" ".join(email.subject.split())[:250],
-        body_text=text, body_html=html, recipients=recipients, incident=incident,
-        ignored=list(ignored), bcc=bcc, next_attempt_at=timezone.now(),
-    )], ignore_conflicts=True)
-    transaction.on_commit(lambda: queue_key(key[:255]))
-    return bool(created)
+    with transaction.atomic():  # a savepoint: a concurrent duplicate only loses this row
+        _, created = Notification.objects.get_or_create(dedup_key=key[:255], defaults={
+            "type": kind, "event": event, "subject": " ".join(email.subject.split())[:250],
+            "body_text": text, "body_html": html, "recipients": recipients,
+            "incident": incident, "ignored": list(ignored), "bcc": bcc,
+            "next_attempt_at": timezone.now(),
+        })
+    if created:
+        transaction.on_commit(lambda: queue_key(key[:255]))
+    return created
 
 
 def queue_key(key: str) -> None:

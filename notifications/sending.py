@@ -5,6 +5,7 @@ connection trouble and 4xx SMTP replies are retried with backoff, refusals are f
 a minute sweeper queues whatever is due and unclaimed.
 """
 
+import logging
 from datetime import timedelta
 
 from django.conf import settings
@@ -16,6 +17,8 @@ from destinations.kinds.email import send_mail
 from notifications import queue
 from notifications.models import Notification
 from tocsin import outbox
+
+logger = logging.getLogger(__name__)
 
 Status = Notification.Status
 
@@ -40,6 +43,12 @@ def send_notification(notification_id: int) -> str:
         send_mail(build(notification))
     except DeliveryError as exc:
         return record_failure(notification, exc)
+    except Exception as exc:
+        # A bug or an unexpected backend error: record it (never leave the row claimed
+        # and pending with no error), a person can re-send after a fix.
+        logger.exception("Notification %s raised unexpectedly", notification_id)
+        return record_failure(
+            notification, DeliveryError(f"{exc.__class__.__name__}: {exc}", permanent=True))
     Notification.objects.filter(pk=notification_id).update(
         status=Status.SENT, sent_at=timezone.now(), claimed_until=None, error="",
         next_attempt_at=None,

@@ -5,7 +5,7 @@ import pytest
 from django.core.exceptions import ValidationError
 
 from destinations.kinds import KINDS
-from destinations.kinds.base import URL, clean_config, public_config
+from destinations.kinds.base import SECRET_URL, URL, clean_config, public_config
 from destinations.models import Destination
 
 # A config every kind accepts, with every optional key set, so tests can take keys away.
@@ -49,6 +49,8 @@ SECRETS = {
     "webhook": {"secret"}, "pagerduty": {"integration_key"}, "opsgenie": {"api_key"},
     "chatwork": {"api_token"}, "hipchat": {"auth_token"}, "ilert": {"integration_key"},
     "servicenow": {"password"}, "zendesk": {"api_token"},
+    # Incoming-webhook URLs are credentials themselves: whoever has one can post.
+    "slack": {"webhook_url"}, "mattermost": {"webhook_url"}, "zenduty": {"webhook_url"},
 }
 
 
@@ -110,7 +112,8 @@ def test_a_config_that_is_not_an_object_is_refused():
     assert "config" in errors_of("slack", ["https://hooks.slack.com/x"])
 
 
-URL_FIELDS = sorted((kind, f.name) for kind in FULL for f in fields(kind) if f.type == URL)
+URL_FIELDS = sorted((kind, f.name) for kind in FULL for f in fields(kind)
+                    if f.type in (URL, SECRET_URL))
 
 
 def test_every_http_kind_has_an_overridable_base_url():
@@ -181,8 +184,9 @@ def test_a_secret_left_empty_on_update_keeps_the_current_value(kind, key):
         update = {**{k: v for k, v in FULL[kind].items() if k != key}, **empty}
         assert clean_config(fields(kind), update, current=current)[key] == FULL[kind][key]
     # A new value replaces it.
-    replaced = clean_config(fields(kind), {**FULL[kind], key: "rotated"}, current=current)
-    assert replaced[key] == "rotated"
+    rotated = "https://rotated.example.com/hook" if key.endswith("url") else "rotated"
+    replaced = clean_config(fields(kind), {**FULL[kind], key: rotated}, current=current)
+    assert replaced[key] == rotated
 
 
 @pytest.mark.parametrize(("kind", "key"), sorted(
@@ -196,5 +200,12 @@ def test_public_config_never_contains_secrets(kind, key):
 
 
 def test_public_config_keeps_everything_for_kinds_without_secrets():
-    cleaned = clean_config(fields("mattermost"), FULL["mattermost"])
-    assert public_config(fields("mattermost"), cleaned) == cleaned
+    cleaned = clean_config(fields("email"), FULL["email"])
+    assert public_config(fields("email"), cleaned) == cleaned
+
+
+def test_a_line_break_in_a_secret_or_text_value_is_refused():
+    errors = errors_of("opsgenie", {**FULL["opsgenie"], "api_key": "key\nX-Injected: 1"})
+    assert set(errors) == {"api_key"}
+    errors = errors_of("chatwork", {**FULL["chatwork"], "room_id": "12\r\n34"})
+    assert set(errors) == {"room_id"}

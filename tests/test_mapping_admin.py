@@ -131,9 +131,9 @@ def test_preview_page_shows_the_saved_configuration_and_a_sample(client, manager
 
 
 def test_preview_page_runs_a_pasted_payload_with_edited_configuration(
-    client, responder, integration
+    client, manager, integration
 ):
-    client.force_login(responder)  # previewing changes nothing, so responders may
+    client.force_login(manager)
     response = client.post(preview_url(integration), {
         "event": "", "payload": '{"title": "Checkout down", "env": "staging"}',
         "mapping": json.dumps(MAPPING),
@@ -149,6 +149,22 @@ def test_preview_page_runs_a_pasted_payload_with_edited_configuration(
     assert "suppressed: stored, opens nothing" in html
     integration.refresh_from_db()
     assert integration.mapping is None and not AlertRule.objects.exists()
+
+
+def test_a_responder_previews_payloads_against_the_saved_configuration_only(
+    client, responder, integration
+):
+    # Edited configurations run user-written regexes in the web process; a responder, who
+    # could not save them, tries payloads against what is saved.
+    client.force_login(responder)
+    response = client.post(preview_url(integration), {
+        "event": "", "payload": '{"message": "Checkout down", "env": "staging"}',
+        "mapping": "", "rules": json.dumps([{"name": "Mute", "conditions": [],
+                                             "actions": [{"type": "suppress"}]}]),
+    })
+    result = response.context["result"]
+    assert result["alert"]["message"] == "Checkout down"
+    assert result["alert"]["suppressed"] is False and result["rules"] == []
 
 
 def test_preview_page_runs_a_received_event(client, manager, integration):

@@ -6,7 +6,7 @@ from datetime import timedelta
 import pytest
 from django.contrib.auth.models import Group, User
 from django.core import mail
-from django.db import IntegrityError
+from django.db import IntegrityError, transaction
 from django.urls import reverse
 from django.utils import timezone
 
@@ -14,6 +14,7 @@ from destinations.delivery import note_destination_failure
 from destinations.models import Destination
 from incidents import escalations, lifecycle
 from incidents.models import SLA, Incident
+from integrations.models import Integration, IntegrationToken
 from notifications.models import Notification, NotificationSettings
 from tests.conftest import api_client_for
 
@@ -213,7 +214,7 @@ def test_role_and_password_changes_are_account_notices(portal_settings, inline, 
         "[Tocsin] Role of sam changed",
         "[Tocsin] Password of sam was changed",
     ]
-    assert "Role Responder added" in mail.outbox[1].body
+    assert "Roles now: Responder" in mail.outbox[1].body
     assert {n.type for n in Notification.objects.all()} == {"account_notices"}
 
 
@@ -283,3 +284,29 @@ def test_responders_and_managers_see_neither_settings_nor_log(client, responder,
                      "notifications_notification_changelist"):
             args = [1] if name.endswith("change") else []
             assert client.get(reverse(f"admin:{name}", args=args)).status_code == 403
+
+
+def test_changing_a_role_in_one_step_sends_one_notice(portal_settings, inline, db):
+    user = User.objects.create_user("sam", "sam@example.com")
+    user.groups.add(Group.objects.get(name="Responder"))
+    mail.outbox.clear()
+
+    def promote():
+        with transaction.atomic():
+            user.groups.set([Group.objects.get(name="Manager")])
+
+    inline(promote)
+    [message] = mail.outbox
+    assert "Roles now: Manager" in message.body
+
+
+def test_two_revocations_in_the_same_second_are_two_platform_actions(portal_settings, service,
+                                                                      inline):
+    hook = Integration.objects.create(name="Grafana", kind="incoming_webhook", service=service)
+    first, _ = IntegrationToken.issue(hook, name="one")
+    second, _ = IntegrationToken.issue(hook, name="two")
+    mail.outbox.clear()
+    inline(first.revoke)
+    inline(second.revoke)
+    assert [m.subject for m in mail.outbox] == [
+        "[Tocsin] A token of integration Grafana was revoked"] * 2

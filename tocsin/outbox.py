@@ -38,10 +38,12 @@ def claim(model, pk: int, **also) -> bool:
 
 
 def reopen(model, pk: int) -> bool:
-    """Make a sent or failed row pending again, due now (a re-send)."""
+    """Make a sent or failed row pending again, due now (a re-send). Its attempts start
+    again from zero, so a re-send gets the full retry budget, not one last try."""
     return bool(
         model.objects.filter(pk=pk, status__in=[SENT, FAILED]).update(
-            status=PENDING, next_attempt_at=timezone.now(), claimed_until=None, error="")
+            status=PENDING, next_attempt_at=timezone.now(), claimed_until=None, error="",
+            attempts=0)
     )
 
 

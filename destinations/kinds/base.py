@@ -13,6 +13,12 @@ from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator, validate_email
 
 TEXT, URL, SECRET, EMAILS, CHOICE, BOOL = "text", "url", "secret", "emails", "choice", "bool"
+# A URL that is itself a credential (a Slack incoming webhook, a Zenduty integration URL):
+# validated as a URL, write-only like a secret.
+SECRET_URL = "secret_url"
+# Config values end up in HTTP headers and URLs; a line break there would be refused by the
+# HTTP client with an error quoting the value, secret or not.
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
 
 
 @dataclass(frozen=True)
@@ -26,7 +32,7 @@ class Field:
 
     @property
     def secret(self) -> bool:
-        return self.type == SECRET
+        return self.type in (SECRET, SECRET_URL)
 
 
 @dataclass
@@ -68,9 +74,14 @@ class Message:
     @property
     def headline(self) -> str:
         """One line for chat kinds: '[Resolved] #12 Disk full on db-1 (Checkout)'."""
+        return self.headline_escaped(str)
+
+    def headline_escaped(self, escape) -> str:
+        """The headline with the parts senders control (title, service) passed through a
+        kind's ``escape``, and Tocsin's own markers left as they are."""
         number = f"#{self.number} " if self.number else ""
         drill = " [DRILL]" if self.drill else ""
-        return f"[{self.state_label}]{drill} {number}{self.title} ({self.service})"
+        return f"[{self.state_label}]{drill} {number}{escape(self.title)} ({escape(self.service)})"
 
     @property
     def link_text(self) -> str:
@@ -161,10 +172,12 @@ def clean_value(spec: Field, value):
         if not items:
             raise ValidationError("Give at least one address.")
         return items
-    if not isinstance(value, str | int):
+    if not isinstance(value, str | int) or isinstance(value, bool):
         raise ValidationError("Must be a string.")
     value = str(value).strip()
-    if spec.type == URL:
+    if CONTROL_CHARACTERS.search(value):
+        raise ValidationError("Must be one line without control characters.")
+    if spec.type in (URL, SECRET_URL):
         URLValidator(schemes=["http", "https"])(value)
         # Base URLs have paths appended: "https://x.service-now.com/" would give "//api/…".
         return value.rstrip("/") if spec.name.endswith(("api_url", "instance_url")) else value

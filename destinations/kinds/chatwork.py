@@ -1,5 +1,7 @@
 """ChatWork: post a message to a room (API v2, token in X-ChatWorkToken)."""
 
+from urllib.parse import quote
+
 from destinations import http
 from destinations.kinds.base import SECRET, URL, Field, Message, Result
 
@@ -10,11 +12,17 @@ FIELDS = [
 ]
 
 
+def plain(text: str) -> str:
+    """ChatWork has no escape for its [tags]: a title holding "[toall]" would ping the
+    room. A full-width bracket reads the same and is not a tag."""
+    return str(text).replace("[", "\uff3b").replace("]", "\uff3d")
+
+
 def text(message: Message) -> str:
-    lines = [f"[info][title]{message.headline}[/title]"]
+    lines = [f"[info][title]{message.headline_escaped(plain)}[/title]"]
     if message.summary:
-        lines.append(message.summary[:2000])
-    by = f" / by {message.actor}" if message.actor else ""
+        lines.append(plain(message.summary[:2000]))
+    by = f" / by {plain(message.actor)}" if message.actor else ""
     lines.append(f"Urgency: {message.urgency}{by}")
     lines.append(message.url + "[/info]")
     return "\n".join(lines)
@@ -23,7 +31,7 @@ def text(message: Message) -> str:
 def send(message: Message) -> Result:
     config = message.config
     response = http.request(
-        "POST", f"{config['api_url']}/v2/rooms/{config['room_id']}/messages",
+        "POST", f"{config['api_url']}/v2/rooms/{quote(config['room_id'], safe='')}/messages",
         form={"body": text(message)}, headers={"X-ChatWorkToken": config["api_token"]},
     )
     return Result(response.status, response.text,

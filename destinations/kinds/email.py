@@ -6,6 +6,12 @@ permanent, a connection problem or a 4xx reply is retried.
 
 import smtplib
 
+from anymail.exceptions import (
+    AnymailAPIError,
+    AnymailError,
+    AnymailInvalidAddress,
+    AnymailRecipientsRefused,
+)
 from django.core.mail import EmailMultiAlternatives
 from django.template.loader import render_to_string
 
@@ -62,6 +68,26 @@ def send_mail(mail: EmailMultiAlternatives) -> None:
                             status=exc.smtp_code) from exc
     except (OSError, smtplib.SMTPException) as exc:
         raise DeliveryError(f"Mail server unreachable: {exc}", permanent=False) from exc
+    # An anymail backend (EMAIL_BACKEND) reports through its own exceptions.
+    except (AnymailRecipientsRefused, AnymailInvalidAddress) as exc:
+        raise DeliveryError(f"Recipients refused: {exc}", permanent=True) from exc
+    except AnymailAPIError as exc:
+        status = getattr(exc, "status_code", None)
+        # A 4xx other than 429 is the request's fault; throttling, 5xx and network trouble
+        # pass.
+        permanent = status is not None and 400 <= status < 500 and status != 429
+        raise DeliveryError(f"Mail provider: {describe(exc)}"[:2000], permanent=permanent,
+                            status=status) from exc
+    except AnymailError as exc:
+        raise DeliveryError(f"Mail provider: {describe(exc)}"[:2000], permanent=True) from exc
+
+
+def describe(exc: Exception) -> str:
+    # anymail's messages describe the provider's response, and fail without one.
+    try:
+        return str(exc)
+    except Exception:
+        return str(exc.args[0]) if exc.args else exc.__class__.__name__
 
 
 def send(message: Message) -> Result:

@@ -3,10 +3,10 @@ override and Markdown text."""
 
 from destinations import http
 from destinations.kinds import slack
-from destinations.kinds.base import URL, Field, Message, Result
+from destinations.kinds.base import SECRET_URL, Field, Message, Result
 
 FIELDS = [
-    Field("webhook_url", URL, help="The incoming webhook URL (https://<server>/hooks/<id>)."),
+    Field("webhook_url", SECRET_URL, help="The incoming webhook URL (https://<server>/hooks/<id>)."),
     Field("channel", required=False, help="Channel name to post in instead of the default."),
     Field("username", required=False, help="Overrides the webhook's display name."),
 ]
@@ -14,7 +14,7 @@ FIELDS = [
 
 def build(message: Message) -> dict:
     payload = slack.build(message)
-    payload["text"] = f"**{message.headline}** [Open incident]({message.url})"
+    payload["text"] = f"**{message.headline_escaped(slack.escape)}** [Open incident]({message.url})"
     if message.config.get("channel"):
         payload["channel"] = message.config["channel"]
     return payload

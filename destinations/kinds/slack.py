@@ -5,15 +5,21 @@ messages in the same channel, each with the same incident link.
 """
 
 from destinations import http
-from destinations.kinds.base import URL, Field, Message, Result
+from destinations.kinds.base import SECRET_URL, Field, Message, Result
 
 FIELDS = [
-    Field("webhook_url", URL, help="The channel's incoming webhook URL."),
+    Field("webhook_url", SECRET_URL, help="The channel's incoming webhook URL."),
     Field("username", required=False, help="Overrides the webhook's display name."),
 ]
 
 COLORS = {"triggered": "#d92d20", "acknowledged": "#f79009", "resolved": "#12b76a",
           "test": "#667085"}
+
+
+def escape(text: str) -> str:
+    """Slack's control characters: an alert title like "<!channel>" or "<https://x|y>"
+    must show as text, not ping a channel or fake a link. Mattermost reads the same."""
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def facts(message: Message) -> list[tuple[str, str]]:
@@ -27,15 +33,16 @@ def facts(message: Message) -> list[tuple[str, str]]:
 
 
 def build(message: Message) -> dict:
-    summary = message.summary[:1500]
+    headline = message.headline_escaped(escape)
     payload = {
-        "text": f"{message.headline} <{message.url}|Open incident>",
+        "text": f"{headline} <{message.url}|Open incident>",
         "attachments": [{
             "color": COLORS[message.event],
-            "title": message.headline,
+            "title": headline,
             "title_link": message.url,
-            "text": summary,
-            "fields": [{"title": k, "value": v, "short": True} for k, v in facts(message)],
+            "text": escape(message.summary[:1500]),
+            "fields": [{"title": k, "value": escape(v), "short": True}
+                       for k, v in facts(message)],
             "footer": "Tocsin",
             "ts": int(message.occurred_at.timestamp()),
         }],

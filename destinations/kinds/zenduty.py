@@ -5,10 +5,10 @@ acknowledge and resolve of one incident into one incident of its own.
 """
 
 from destinations import http
-from destinations.kinds.base import URL, Field, Message, Result
+from destinations.kinds.base import SECRET_URL, Field, Message, Result
 
 FIELDS = [
-    Field("webhook_url", URL,
+    Field("webhook_url", SECRET_URL,
           help="The generic integration URL, https://www.zenduty.com/api/events/<key>/."),
 ]
 
