@@ -13,7 +13,6 @@ Lifecycle of a delivery:
 """
 
 import logging
-from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
@@ -142,20 +141,13 @@ def record_success(delivery: Delivery, result: Result) -> str:
 
 
 def record_failure(delivery: Delivery, error: DeliveryError) -> str:
-    now = timezone.now()
-    attempts = delivery.attempts
-    outcome = {
-        "claimed_until": None, "error": str(error)[:5000], "response_status": error.status,
-        "response_body": error.body[:EXCERPT_CHARS],
-    }
-    if not error.permanent and attempts < settings.TOCSIN_DELIVERY_MAX_ATTEMPTS:
-        due = now + timedelta(seconds=outbox.backoff_seconds(attempts, error.retry_after))
-        Delivery.objects.filter(pk=delivery.pk).update(next_attempt_at=due, **outcome)
-        queue.schedule_retry(delivery.pk, due)
-        return f"retry at {due.isoformat()}"
-    Delivery.objects.filter(pk=delivery.pk).update(
-        status=Status.FAILED, next_attempt_at=None, **outcome
+    due = outbox.retry_or_fail(
+        Delivery, delivery, error, queue.schedule_retry, response_status=error.status,
+        response_body=error.body[:EXCERPT_CHARS],
     )
+    if due is not None:
+        return f"retry at {due.isoformat()}"
+    attempts = delivery.attempts
     note_destination_failure(delivery.destination, str(error))
     add_timeline_entry(
         delivery, f"Delivery to {delivery.destination.name} failed after "

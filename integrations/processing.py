@@ -9,6 +9,7 @@ mid-way releases the lock with its connection and leaves the event queued.
 import logging
 
 from django.db import DatabaseError, IntegrityError, InterfaceError, OperationalError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from incidents import lifecycle
@@ -136,13 +137,19 @@ def _by_id(model, raw):
 
 def find_tags(raw) -> list:
     """Tags by id (as sent in a payload) or by name (as a rule may add them); unknown ones
-    are ignored."""
-    found = {}
-    for item in raw:
-        tag = rules.find(Tag, item)
-        if tag is not None:
-            found[tag.pk] = tag
-    return list(found.values())
+    are ignored. Two queries at most, however many are named: ids first, then names (a
+    number that is no tag's id may still be a tag's name)."""
+    texts = [str(item).strip() for item in raw if item is not None and not isinstance(item, bool)]
+    texts = [text for text in texts if text]
+    by_id = {tag.pk: tag for tag in Tag.objects.filter(
+        pk__in=[int(text) for text in texts if text.isdigit()])} if texts else {}
+    names = [text for text in texts if not (text.isdigit() and int(text) in by_id)]
+    if names:
+        matching = Q()
+        for name in names:
+            matching |= Q(name__iexact=name)
+        by_id.update({tag.pk: tag for tag in Tag.objects.filter(matching)})
+    return list(by_id.values())
 
 
 def find_open_incident(alert: Alert) -> Incident | None:

@@ -34,7 +34,8 @@ def incident_facts(incident) -> list[tuple[str, str]]:
 
 def on_incident_status(sender, incident, new_status, actor=None, **kwargs):
     """incident_status_recorded: Incidents notifications (resolved ones can be switched off)."""
-    if new_status == "resolved" and not NotificationSettings.load().send_resolved:
+    portal = NotificationSettings.load()  # once: the switch and the recipients
+    if new_status == "resolved" and not portal.send_resolved:
         return
     drill = " [DRILL]" if incident.drill else ""
     email = Email(
@@ -46,7 +47,8 @@ def on_incident_status(sender, incident, new_status, actor=None, **kwargs):
         url=incident_url(incident),
     )
     record(NotificationType.INCIDENTS, f"incident.{new_status}",
-           f"incident:{incident.pk}:{new_status}", email, incident=incident)
+           f"incident:{incident.pk}:{new_status}", email, incident=incident,
+           recipients=portal.recipients_for(NotificationType.INCIDENTS))
 
 
 def on_escalation(sender, incident, reason, key, **kwargs):

@@ -6,9 +6,7 @@ a minute sweeper queues whatever is due and unclaimed.
 """
 
 import logging
-from datetime import timedelta
 
-from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.utils import timezone
 
@@ -57,16 +55,8 @@ def send_notification(notification_id: int) -> str:
 
 
 def record_failure(notification: Notification, error: DeliveryError) -> str:
-    outcome = {"claimed_until": None, "error": str(error)[:5000]}
-    if not error.permanent and notification.attempts < settings.TOCSIN_DELIVERY_MAX_ATTEMPTS:
-        due = timezone.now() + timedelta(
-            seconds=outbox.backoff_seconds(notification.attempts, error.retry_after))
-        Notification.objects.filter(pk=notification.pk).update(next_attempt_at=due, **outcome)
-        queue.schedule_retry(notification.pk, due)
-        return f"retry at {due.isoformat()}"
-    Notification.objects.filter(pk=notification.pk).update(
-        status=Status.FAILED, next_attempt_at=None, **outcome)
-    return "failed"
+    due = outbox.retry_or_fail(Notification, notification, error, queue.schedule_retry)
+    return "failed" if due is None else f"retry at {due.isoformat()}"
 
 
 def resend(notification: Notification) -> bool:

@@ -66,3 +66,18 @@ def backoff_seconds(attempts: int, retry_after: float | None) -> float:
     delay = settings.TOCSIN_DELIVERY_RETRY_BASE_SECONDS * 2 ** (attempts - 1)
     # Jitter spreads the retries of many deliveries that failed together (a remote outage).
     return min(delay, ceiling) * random.uniform(0.8, 1.2)
+
+
+def retry_or_fail(model, row, error, schedule_retry, **outcome):
+    """Record a failed attempt of ``row``: pending again with a backed-off due time (and
+    ``schedule_retry(pk, due)``), returning that time; or, when ``error.permanent`` or
+    the attempts are used up, failed, returning None. ``outcome`` adds fields to store."""
+    outcome = {"claimed_until": None, "error": str(error)[:5000], **outcome}
+    if not error.permanent and row.attempts < settings.TOCSIN_DELIVERY_MAX_ATTEMPTS:
+        due = timezone.now() + timedelta(
+            seconds=backoff_seconds(row.attempts, error.retry_after))
+        model.objects.filter(pk=row.pk).update(next_attempt_at=due, **outcome)
+        schedule_retry(row.pk, due)
+        return due
+    model.objects.filter(pk=row.pk).update(status=FAILED, next_attempt_at=None, **outcome)
+    return None
