@@ -1,11 +1,11 @@
-"""Custom payload mapping (PRODUCT.md §3.1): any JSON object turned into the fields of an
-alert, without code. Also the paths and condition operators that alert rules reuse.
+"""Custom payload mapping: any JSON object turned into the fields of an alert, without
+code. Also the paths and condition operators that alert rules reuse.
 
     {"direct": {FIELD: SOURCE, …},
      "conditional": [{"if": [CONDITION, …], "then": {FIELD: SOURCE, …}}, …]}
 
 SOURCE is {"path": "a.b.0.c"} or {"value": …}; CONDITION is {"path", "op", "value"}.
-A path that does not resolve (or resolves to null) leaves the field as it was. Direct
+A path that finds nothing (see `present`) leaves the field as it was. Direct
 assignments come first, then every block whose conditions all hold, in order, so later
 blocks override earlier ones. See docs/mapping-and-rules.md.
 """
@@ -13,9 +13,10 @@ blocks override earlier ones. See docs/mapping-and-rules.md.
 import functools
 import json
 import math
-import re
 from dataclasses import dataclass, field
 
+import re2
+from django.conf import settings
 from django.db import models
 
 from incidents.models import Incident
@@ -74,6 +75,17 @@ def lookup(document, path):
     return current
 
 
+def present(value) -> bool:
+    """Whether a value found at a path counts as something: not missing, not null, not an
+    empty or blank string. One definition for `exists` and for assignments, so a block
+    `exists: false` on a field falls back exactly when assigning that field finds nothing
+    (apprise sends `"title": ""`). Empty lists and objects are something: they are
+    assigned as `[]` and `{}`."""
+    if value is MISSING or value is None:
+        return False
+    return not isinstance(value, str) or bool(value.strip())
+
+
 def as_text(value) -> str:
     """A value as alert text: objects and lists as compact JSON, true/false in lower case."""
     if value is MISSING or value is None:
@@ -112,11 +124,85 @@ def same(actual, expected) -> bool:
     return as_text(actual) == as_text(expected)
 
 
-def holds(op: str, actual, expected, pattern: re.Pattern | None = None) -> bool:
+# --- Regular expressions --------------------------------------------------------------
+# User-written patterns run on RE2, whose matching time grows linearly with the text, so a
+# pattern such as ^(a+)+$ cannot hold a worker (Python's re backtracks exponentially on
+# it). RE2 refuses what it cannot run in linear time (backreferences, lookaround).
+
+class RegexError(ValueError):
+    """A pattern that RE2 refuses or that is over TOCSIN_MAX_REGEX_LENGTH; the message says
+    which, for the user."""
+
+
+def _regex_options() -> re2.Options:
+    options = re2.Options()
+    options.log_errors = False  # refusals are reported to the user, not to stderr
+    return options
+
+
+REGEX_OPTIONS = _regex_options()
+# RE2's own words for what Python allows and it does not, and what to say instead.
+REGEX_HINTS = (
+    ("invalid perl operator: (?=", "lookahead (?=…) is not supported"),
+    ("invalid perl operator: (?!", "negative lookahead (?!…) is not supported"),
+    ("invalid perl operator: (?<=", "lookbehind (?<=…) is not supported"),
+    ("invalid perl operator: (?<!", "negative lookbehind (?<!…) is not supported"),
+    ("invalid perl operator: (?P", "backreferences (?P=name) are not supported"),
+    ("invalid escape sequence: \\Z", "\\Z is written \\z in RE2"),
+)
+
+
+def compile_regex(pattern: str):
+    """The RE2 regex for a `matches` value; raises RegexError naming the problem."""
+    limit = settings.TOCSIN_MAX_REGEX_LENGTH
+    if len(pattern) > limit:
+        raise RegexError(
+            f"regular expression is {len(pattern)} characters long; the limit is {limit}"
+        )
+    try:
+        return re2.compile(pattern, REGEX_OPTIONS)
+    except UnicodeEncodeError:
+        raise RegexError(
+            f"bad regular expression {pattern!r}: it holds an unpaired surrogate"
+        ) from None
+    except re2.error as exc:
+        raw = exc.args[0] if exc.args else b"refused"
+        reason = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+        if reason.startswith("invalid escape sequence: \\") and reason[-1:].isdigit():
+            reason += " (backreferences are not supported)"
+        else:
+            reason = next((f"{reason} ({hint})" for start, hint in REGEX_HINTS
+                           if reason.startswith(start)), reason)
+        raise RegexError(
+            f"bad regular expression {pattern!r}: {reason} (RE2 syntax, see "
+            f"docs/mapping-and-rules.md)"
+        ) from None
+
+
+def regex_error(pattern: str) -> str | None:
+    try:
+        compile_regex(pattern)
+    except RegexError as exc:
+        return str(exc)
+    return None
+
+
+def search(pattern, text: str) -> bool:
+    # Text is handed over as UTF-8 bytes: a payload may hold an unpaired surrogate
+    # ("\ud800" is valid JSON), which str.encode would refuse.
+    return pattern.search(text.encode("utf-8", "surrogatepass")) is not None
+
+
+class ConfigurationError(generic.InvalidPayload):
+    """A saved mapping or rule that cannot run: a regex saved before RE2 or the length cap
+    refused it. An InvalidPayload, so the event fails with this cause, names the condition,
+    and can be reprocessed once the configuration is fixed."""
+
+
+def holds(op: str, actual, expected, pattern=None) -> bool:
     """Whether `actual` (MISSING when the path did not resolve) satisfies the condition."""
     if op == Op.EXISTS:
-        present = actual is not MISSING and actual is not None
-        return present if expected is not False else not present
+        return present(actual) if expected is not False else not present(actual)
     if actual is MISSING or actual is None:
         # Nothing there equals nothing, contains nothing and compares with nothing.
         return op == Op.NOT_EQUALS
@@ -131,7 +217,7 @@ def holds(op: str, actual, expected, pattern: re.Pattern | None = None) -> bool:
             return as_text(expected) in actual
         return as_text(expected) in as_text(actual)
     if op == Op.MATCHES:
-        return pattern.search(as_text(actual)) is not None
+        return search(pattern, as_text(actual))
     number = as_number(actual)
     if number is None:
         return False
@@ -162,10 +248,9 @@ def op_value_error(op, value, has_value: bool) -> tuple[str, str] | None:
     if op == Op.MATCHES:
         if not isinstance(value, str):
             return "value", "matches needs a regular expression string"
-        try:
-            re.compile(value)
-        except re.error as exc:
-            return "value", f"bad regular expression {value!r}: {exc}"
+        problem = regex_error(value)
+        if problem:
+            return "value", problem
     if op in (Op.GT, Op.LT) and as_number(value) is None:
         return "value", f"{op} needs a number"
     if op == Op.CONTAINS and isinstance(value, dict | list):
@@ -284,7 +369,7 @@ class Condition:
 
     __slots__ = ("parts", "op", "value", "pattern")
 
-    def __init__(self, parts: tuple, op: str, value, pattern: re.Pattern | None = None):
+    def __init__(self, parts: tuple, op: str, value, pattern=None):
         self.parts, self.op, self.value, self.pattern = parts, op, value, pattern
 
     @classmethod
@@ -302,7 +387,7 @@ def _compile_condition(key, wrapped: Unhashed) -> Condition:
     return Condition(
         split_path(condition["path"]), op,
         as_number(value) if op in (Op.GT, Op.LT) else value,
-        re.compile(value) if op == Op.MATCHES else None,
+        compile_regex(value) if op == Op.MATCHES else None,
     )
 
 
@@ -347,10 +432,18 @@ class CompiledMapping:
     def __init__(self, mapping: dict):
         self.direct = compile_assignments(mapping.get("direct", {}), "direct")
         self.blocks = [
-            ([Condition.compile(c) for c in block["if"]],
+            ([self._condition(c, f"conditional[{index}].if[{number}]")
+              for number, c in enumerate(block["if"])],
              compile_assignments(block["then"], f"conditional[{index}].then"))
             for index, block in enumerate(mapping.get("conditional", []))
         ]
+
+    @staticmethod
+    def _condition(condition: dict, where: str) -> Condition:
+        try:
+            return Condition.compile(condition)
+        except RegexError as exc:
+            raise ConfigurationError({"mapping": f"{where}.value: {exc}"}) from None
 
     @classmethod
     def of(cls, mapping: dict) -> "CompiledMapping":
@@ -360,9 +453,7 @@ class CompiledMapping:
     def _assign(self, result: MappingResult, assignments, document) -> None:
         for name, source in assignments:
             value = source.resolve(document)
-            if value is MISSING or value is None or (
-                isinstance(value, str) and not value.strip()
-            ):
+            if not present(value):
                 result.misses.setdefault(name, []).append(source)
                 continue
             result.values[name] = value
