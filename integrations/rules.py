@@ -14,7 +14,7 @@ from datetime import datetime, time
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from incidents.models import EscalationPolicy, Incident, Priority, Tag
-from integrations import mapping
+from integrations import mapping, patterns
 from integrations.generic import AlertFields
 from integrations.mapping import MISSING, Op
 from integrations.models import AlertRule, AlertType
@@ -336,12 +336,12 @@ def _compile_condition(key, wrapped: mapping.Unhashed):
                 return op == Op.GT
             return seconds > limit if op == Op.GT else seconds < limit
         return since
-    pattern = mapping.compile_regex(value) if op == Op.MATCHES else None
+    pattern = patterns.compile_regex(value) if op == Op.MATCHES else None
     text = mapping.as_text(value)
     tests = {
         Op.CONTAINS: lambda key: text in key,
         Op.EQUALS: lambda key: key == text,
-        Op.MATCHES: lambda key: mapping.search(pattern, key),
+        Op.MATCHES: lambda key: patterns.search(pattern, key),
     }[op]
     return lambda ctx: any(tests(str(key)) for key in ctx.payload_keys())
 
@@ -353,7 +353,7 @@ def compiled_conditions(spec: RuleSpec) -> list:
     for index, condition in enumerate(spec.conditions):
         try:
             tests.append(compile_condition(condition))
-        except mapping.RegexError as exc:
+        except patterns.RegexError as exc:
             rule = f"rule {spec.name!r}" + (f" (id {spec.id})" if spec.id else "")
             raise mapping.ConfigurationError(
                 {"rules": f"{rule} conditions[{index}].value: {exc}"}

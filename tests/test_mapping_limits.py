@@ -10,7 +10,7 @@ import pytest
 from django.test import override_settings
 from django.urls import reverse
 
-from integrations import mapping
+from integrations import mapping, patterns
 from integrations.models import Alert, AlertRule, InboundEvent
 from integrations.queue import requeue
 from tests.conftest import api_client_for
@@ -63,11 +63,11 @@ def test_patterns_re2_cannot_run_are_refused_naming_the_feature(pattern, problem
     (r"^é+$", "éé", True),
 ])
 def test_matches_searches_the_text_with_re2(pattern, text, expected):
-    assert mapping.holds("matches", text, pattern, mapping.compile_regex(pattern)) is expected
+    assert mapping.holds("matches", text, pattern, patterns.compile_regex(pattern)) is expected
 
 
 def test_a_payload_with_an_unpaired_surrogate_is_matched_not_crashed_on():
-    pattern = mapping.compile_regex("^x")
+    pattern = patterns.compile_regex("^x")
     assert mapping.holds("matches", "x\ud800", "^x", pattern) is True
 
 
