@@ -1,5 +1,5 @@
-"""Custom payload mapping (PRODUCT.md §3.1): operators, paths, sources, block order, the
-empty-message failure and reprocessing, and validation of malformed mappings."""
+"""Custom payload mapping (docs/mapping-and-rules.md): operators, paths, sources, block
+order, the empty-message failure and reprocessing, and validation of malformed mappings."""
 
 import pytest
 
