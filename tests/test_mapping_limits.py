@@ -9,6 +9,8 @@ import time
 import pytest
 from django.test import override_settings
 from django.urls import reverse
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from integrations import mapping, patterns
 from integrations.models import Alert, AlertRule, InboundEvent
@@ -320,3 +322,18 @@ def test_rule_conditions_use_the_same_exists(
                capture=django_capture_on_commit_callbacks)
     alert = Alert.objects.get()
     assert [entry["name"] for entry in alert.extra["rules"]] == ["No summary"]
+
+
+# --- Any pattern, any text: refused on save or run, never an exception -----------------
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(pattern=st.text(alphabet=st.sampled_from(list("a(|)*+?{}[]^$\\.-,:=!<>P?0123x\ud800")),
+                       max_size=30),
+       text=st.text(max_size=200))
+def test_any_pattern_is_either_refused_with_a_message_or_matches_any_text(pattern, text):
+    problem = patterns.regex_error(pattern)
+    if problem is not None:
+        assert problem.startswith("bad regular expression")
+        return
+    compiled = patterns.compile_regex(pattern)
+    assert mapping.holds("matches", text, pattern, compiled) in (True, False)
