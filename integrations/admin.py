@@ -240,7 +240,7 @@ class IntegrationAdmin(admin.ModelAdmin):
                 result = preview.preview_event(integration, event, **overrides)
             else:
                 result = preview.preview(
-                    integration, data.get("payload", "").encode(), **overrides
+                    integration, preview.body_bytes(data.get("payload", "")), **overrides
                 )
         except preview.InvalidConfiguration as exc:
             return {"problems": exc.errors}

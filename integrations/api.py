@@ -255,7 +255,7 @@ class IntegrationTokenViewSet(
 
 
 class AlertRuleViewSet(viewsets.ModelViewSet):
-    """The alert rules of one integration (PRODUCT.md §3.4), in position order."""
+    """The alert rules of one integration, in position order."""
 
     serializer_class = AlertRuleSerializer
     filterset_fields = ["enabled"]

@@ -1,11 +1,11 @@
-"""Custom payload mapping (PRODUCT.md §3.1): any JSON object turned into the fields of an
-alert, without code. Also the paths and condition operators that alert rules reuse.
+"""Custom payload mapping: any JSON object turned into the fields of an alert, without
+code. Also the paths and condition operators that alert rules reuse.
 
     {"direct": {FIELD: SOURCE, …},
      "conditional": [{"if": [CONDITION, …], "then": {FIELD: SOURCE, …}}, …]}
 
 SOURCE is {"path": "a.b.0.c"} or {"value": …}; CONDITION is {"path", "op", "value"}.
-A path that does not resolve (or resolves to null) leaves the field as it was. Direct
+A path that finds nothing (see `present`) leaves the field as it was. Direct
 assignments come first, then every block whose conditions all hold, in order, so later
 blocks override earlier ones. See docs/mapping-and-rules.md.
 """
@@ -13,7 +13,6 @@ blocks override earlier ones. See docs/mapping-and-rules.md.
 import functools
 import json
 import math
-import re
 from dataclasses import dataclass, field
 
 from django.db import models
@@ -21,6 +20,7 @@ from django.db import models
 from incidents.models import Incident
 from integrations import generic
 from integrations.models import AlertType
+from integrations.patterns import RegexError, compile_regex, regex_error, search
 
 MISSING = object()
 
@@ -74,6 +74,17 @@ def lookup(document, path):
     return current
 
 
+def present(value) -> bool:
+    """Whether a value found at a path counts as something: not missing, not null, not an
+    empty or blank string. One definition for `exists` and for assignments, so a block
+    `exists: false` on a field falls back exactly when assigning that field finds nothing
+    (apprise sends `"title": ""`). Empty lists and objects are something: they are
+    assigned as `[]` and `{}`."""
+    if value is MISSING or value is None:
+        return False
+    return not isinstance(value, str) or bool(value.strip())
+
+
 def as_text(value) -> str:
     """A value as alert text: objects and lists as compact JSON, true/false in lower case."""
     if value is MISSING or value is None:
@@ -112,11 +123,16 @@ def same(actual, expected) -> bool:
     return as_text(actual) == as_text(expected)
 
 
-def holds(op: str, actual, expected, pattern: re.Pattern | None = None) -> bool:
+class ConfigurationError(generic.InvalidPayload):
+    """A saved mapping or rule that cannot run: a regex saved before RE2 or the length cap
+    refused it. An InvalidPayload, so the event fails with this cause, names the condition,
+    and can be reprocessed once the configuration is fixed."""
+
+
+def holds(op: str, actual, expected, pattern=None) -> bool:
     """Whether `actual` (MISSING when the path did not resolve) satisfies the condition."""
     if op == Op.EXISTS:
-        present = actual is not MISSING and actual is not None
-        return present if expected is not False else not present
+        return present(actual) if expected is not False else not present(actual)
     if actual is MISSING or actual is None:
         # Nothing there equals nothing, contains nothing and compares with nothing.
         return op == Op.NOT_EQUALS
@@ -131,7 +147,7 @@ def holds(op: str, actual, expected, pattern: re.Pattern | None = None) -> bool:
             return as_text(expected) in actual
         return as_text(expected) in as_text(actual)
     if op == Op.MATCHES:
-        return pattern.search(as_text(actual)) is not None
+        return search(pattern, as_text(actual))
     number = as_number(actual)
     if number is None:
         return False
@@ -162,10 +178,9 @@ def op_value_error(op, value, has_value: bool) -> tuple[str, str] | None:
     if op == Op.MATCHES:
         if not isinstance(value, str):
             return "value", "matches needs a regular expression string"
-        try:
-            re.compile(value)
-        except re.error as exc:
-            return "value", f"bad regular expression {value!r}: {exc}"
+        problem = regex_error(value)
+        if problem:
+            return "value", problem
     if op in (Op.GT, Op.LT) and as_number(value) is None:
         return "value", f"{op} needs a number"
     if op == Op.CONTAINS and isinstance(value, dict | list):
@@ -284,7 +299,7 @@ class Condition:
 
     __slots__ = ("parts", "op", "value", "pattern")
 
-    def __init__(self, parts: tuple, op: str, value, pattern: re.Pattern | None = None):
+    def __init__(self, parts: tuple, op: str, value, pattern=None):
         self.parts, self.op, self.value, self.pattern = parts, op, value, pattern
 
     @classmethod
@@ -302,7 +317,7 @@ def _compile_condition(key, wrapped: Unhashed) -> Condition:
     return Condition(
         split_path(condition["path"]), op,
         as_number(value) if op in (Op.GT, Op.LT) else value,
-        re.compile(value) if op == Op.MATCHES else None,
+        compile_regex(value) if op == Op.MATCHES else None,
     )
 
 
@@ -347,10 +362,18 @@ class CompiledMapping:
     def __init__(self, mapping: dict):
         self.direct = compile_assignments(mapping.get("direct", {}), "direct")
         self.blocks = [
-            ([Condition.compile(c) for c in block["if"]],
+            ([self._condition(c, f"conditional[{index}].if[{number}]")
+              for number, c in enumerate(block["if"])],
              compile_assignments(block["then"], f"conditional[{index}].then"))
             for index, block in enumerate(mapping.get("conditional", []))
         ]
+
+    @staticmethod
+    def _condition(condition: dict, where: str) -> Condition:
+        try:
+            return Condition.compile(condition)
+        except RegexError as exc:
+            raise ConfigurationError({"mapping": f"{where}.value: {exc}"}) from None
 
     @classmethod
     def of(cls, mapping: dict) -> "CompiledMapping":
@@ -360,9 +383,7 @@ class CompiledMapping:
     def _assign(self, result: MappingResult, assignments, document) -> None:
         for name, source in assignments:
             value = source.resolve(document)
-            if value is MISSING or value is None or (
-                isinstance(value, str) and not value.strip()
-            ):
+            if not present(value):
                 result.misses.setdefault(name, []).append(source)
                 continue
             result.values[name] = value

@@ -4,6 +4,7 @@ mapping and rule code as the worker (processing.parse, rules.apply_rules)."""
 
 import json
 
+from django.conf import settings
 from django.utils import timezone
 
 from incidents.models import EscalationPolicy, Incident, Priority
@@ -14,7 +15,8 @@ RECENT_EVENTS = 20
 
 
 class InvalidConfiguration(Exception):
-    """The unsaved mapping or rules to try are malformed; `errors` maps each to its list."""
+    """What was given to try cannot be tried: the unsaved mapping or rules are malformed,
+    or the pasted payload is too large; `errors` maps each to its list of problems."""
 
     def __init__(self, errors: dict[str, list[str]]):
         super().__init__("; ".join(f"{k}: {', '.join(v)}" for k, v in errors.items()))
@@ -31,10 +33,19 @@ def recent_events(integration: Integration):
 
 def body_bytes(payload) -> bytes:
     """A pasted payload: JSON given as an object is encoded; text (a raw mail, JSON typed
-    in a textarea) is taken as it is."""
+    in a textarea) is taken as it is. Past TOCSIN_PREVIEW_MAX_PAYLOAD_BYTES it is refused:
+    the preview runs the saved regexes in the web process for anyone who may view the
+    integration. (A received event was bounded when it was received.)"""
     if isinstance(payload, str):
-        return payload.encode()
-    return json.dumps(payload).encode()
+        body = payload.encode("utf-8", "surrogatepass")
+    else:
+        body = json.dumps(payload).encode()
+    limit = settings.TOCSIN_PREVIEW_MAX_PAYLOAD_BYTES
+    if len(body) > limit:
+        raise InvalidConfiguration({"payload": [
+            f"is {len(body)} bytes; the preview takes payloads of at most {limit} bytes"
+        ]})
+    return body
 
 
 def _name(model, value, *, names=True):
@@ -86,10 +97,11 @@ def preview(integration: Integration, body: bytes, *, source: str | None = None,
             integration, source or integration.kind, body, query or {}, now,
             mapping_config=mapping_config,
         )
+        # A saved rule that cannot run (mapping.ConfigurationError) fails the event too.
+        audit = rules.apply_rules(fields, specs, service_id=integration.service_id, now=now)
     except (generic.InvalidPayload, processing.ProcessingError) as exc:
         return {"alert": None, "error": str(exc), "mapping": None, "rules": [],
                 "outcome": "the event would fail (it is kept and can be reprocessed)"}
-    audit = rules.apply_rules(fields, specs, service_id=integration.service_id, now=now)
     alert = {
         "message": fields.message,
         "summary": fields.summary,

@@ -1,4 +1,4 @@
-"""Alert rules (PRODUCT.md §3.4): per integration, evaluated on every alert after mapping.
+"""Alert rules: per integration, evaluated on every alert after mapping.
 
 Every enabled rule is tested against the alert as parsing and mapping left it (no rule sees
 another rule's changes). Of the rules that match, single-valued actions (suppress, set_*,
@@ -14,7 +14,7 @@ from datetime import datetime, time
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from incidents.models import EscalationPolicy, Incident, Priority, Tag
-from integrations import mapping
+from integrations import mapping, patterns
 from integrations.generic import AlertFields
 from integrations.mapping import MISSING, Op
 from integrations.models import AlertRule, AlertType
@@ -336,20 +336,37 @@ def _compile_condition(key, wrapped: mapping.Unhashed):
                 return op == Op.GT
             return seconds > limit if op == Op.GT else seconds < limit
         return since
-    pattern = re.compile(value) if op == Op.MATCHES else None
+    pattern = patterns.compile_regex(value) if op == Op.MATCHES else None
     text = mapping.as_text(value)
     tests = {
         Op.CONTAINS: lambda key: text in key,
         Op.EQUALS: lambda key: key == text,
-        Op.MATCHES: lambda key: pattern.search(key) is not None,
+        Op.MATCHES: lambda key: patterns.search(pattern, key),
     }[op]
     return lambda ctx: any(tests(str(key)) for key in ctx.payload_keys())
+
+
+def compiled_conditions(spec: RuleSpec) -> list:
+    """The rule's conditions ready to test, all of them, so a rule that cannot run fails
+    every event the same way and not only those that get past its first conditions."""
+    tests = []
+    for index, condition in enumerate(spec.conditions):
+        try:
+            tests.append(compile_condition(condition))
+        except patterns.RegexError as exc:
+            rule = f"rule {spec.name!r}" + (f" (id {spec.id})" if spec.id else "")
+            raise mapping.ConfigurationError(
+                {"rules": f"{rule} conditions[{index}].value: {exc}"}
+            ) from None
+    return tests
 
 
 def matching(specs: list[RuleSpec], ctx: Context) -> list[RuleSpec]:
     found = []
     for spec in sorted(specs, key=lambda s: (s.position, s.created)):
-        if spec.enabled and all(compile_condition(c)(ctx) for c in spec.conditions):
+        if not spec.enabled:
+            continue
+        if all(test(ctx) for test in compiled_conditions(spec)):
             found.append(spec)
     return found
 

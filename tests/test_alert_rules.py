@@ -1,5 +1,5 @@
-"""Alert rules (PRODUCT.md §3.4): every condition and action, conflicts decided by creation
-time, the audit kept on the alert, and rules on the other integration kinds."""
+"""Alert rules (docs/mapping-and-rules.md): every condition and action, conflicts decided by
+creation time, the audit kept on the alert, and rules on the other integration kinds."""
 
 from datetime import UTC, datetime, timedelta
 

@@ -1,5 +1,5 @@
-"""Custom payload mapping (PRODUCT.md §3.1): operators, paths, sources, block order, the
-empty-message failure and reprocessing, and validation of malformed mappings."""
+"""Custom payload mapping (docs/mapping-and-rules.md): operators, paths, sources, block
+order, the empty-message failure and reprocessing, and validation of malformed mappings."""
 
 import pytest
 
@@ -52,6 +52,13 @@ def fields_for(config, document):
     ("exists", True, None, False),  # null counts as absent
     ("exists", True, mapping.MISSING, False),
     ("exists", False, mapping.MISSING, True),
+    ("exists", True, "", False),  # an empty or blank string is nothing, as in assignments
+    ("exists", False, "", True),
+    ("exists", True, "  ", False),
+    ("exists", True, [], True),  # empty lists and objects are something ("[]", "{}")
+    ("exists", True, {}, True),
+    ("exists", True, 0, True),
+    ("exists", True, False, True),
     ("gt", 90, 93.5, True),
     ("gt", 90, "93.5", True),  # numeric strings are numbers
     ("gt", 90, 90, False),
@@ -202,8 +209,8 @@ def test_mapped_alert_type_must_be_valid():
      "matches, exists, gt, lt)"),
     ({"conditional": [{"if": [{"path": "b", "op": "matches", "value": "(unclosed"}],
                        "then": {}}]},
-     "conditional[0].if[0].value: bad regular expression '(unclosed': missing ), unterminated "
-     "subpattern at position 0"),
+     "conditional[0].if[0].value: bad regular expression '(unclosed': missing ): (unclosed "
+     "(RE2 syntax, see docs/mapping-and-rules.md)"),
     ({"conditional": [{"if": [{"path": "b", "op": "gt", "value": "many"}], "then": {}}]},
      "conditional[0].if[0].value: gt needs a number"),
     ({"conditional": [{"if": [{"path": "b", "op": "equals"}], "then": {}}]},

@@ -56,3 +56,19 @@ def test_manager_previews_an_alertmanager_payload_before_saving(
     page.get_by_role("button", name="Preview").click()
     expect(page.locator("#tocsin-preview-outcome")).to_contain_text("suppressed")
     assert list(AlertRule.objects.values_list("name", flat=True)) == ["Note disk alerts"]
+
+
+def test_manager_sees_why_an_edited_regex_cannot_run(page, shot, manager, integration):  # noqa: F811
+    log_in(page, manager)
+    page.goto(f"/admin/integrations/integration/{integration.pk}/preview/")
+    page.fill("#id_payload", json.dumps({"title": "disk full"}))
+    page.fill("#id_mapping", json.dumps({
+        "direct": {"message": {"path": "title"}},
+        "conditional": [{"if": [{"path": "title", "op": "matches", "value": "disk(?=full)"}],
+                         "then": {"alert_type": {"value": "critical"}}}]}))
+    page.get_by_role("button", name="Preview").click()
+    problems = page.locator("#tocsin-preview-problems")
+    expect(problems).to_contain_text("mapping: conditional[0].if[0].value: bad regular expression")
+    expect(problems).to_contain_text("lookahead (?=…) is not supported")
+    expect(page.locator("#tocsin-preview-alert")).to_have_count(0)
+    shot()

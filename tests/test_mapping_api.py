@@ -162,8 +162,8 @@ def test_malformed_rules_are_refused_with_clear_errors(as_manager, integration):
     assert response.status_code == 400
     body = response.json()
     assert body["conditions"] == [
-        "conditions[0].value: bad regular expression '(oops': missing ), unterminated "
-        "subpattern at position 0"]
+        "conditions[0].value: bad regular expression '(oops': missing ): (oops "
+        "(RE2 syntax, see docs/mapping-and-rules.md)"]
     assert body["actions"] == [
         "actions[0].value: no priority 'P9'",
         "actions[1].type: unknown action 'teleport' (one of suppress, set_alert_type, "

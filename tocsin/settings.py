@@ -28,6 +28,11 @@ TOCSIN_INCOMING_WEBHOOK_MAX_BODY_BYTES = env_int(
 TOCSIN_DEFAULT_RATE_LIMIT_PER_MINUTE = env_int("TOCSIN_DEFAULT_RATE_LIMIT_PER_MINUTE", 600)
 TOCSIN_EVENT_RETENTION_DAYS = env_int("TOCSIN_EVENT_RETENTION_DAYS", 7)
 TOCSIN_REQUEUE_AFTER_SECONDS = env_int("TOCSIN_REQUEUE_AFTER_SECONDS", 300)
+# Mapping and alert rules: the longest `matches` regex accepted (RE2 runs it in linear
+# time; the cap bounds what one condition may cost), and the largest payload the preview
+# takes, since it runs the saved regexes in the web process for anyone who may view.
+TOCSIN_MAX_REGEX_LENGTH = env_int("TOCSIN_MAX_REGEX_LENGTH", 1000)
+TOCSIN_PREVIEW_MAX_PAYLOAD_BYTES = env_int("TOCSIN_PREVIEW_MAX_PAYLOAD_BYTES", 256 * 1024)
 
 # Destinations: per-request timeout, how many attempts a delivery gets (network errors,
 # 5xx and 429 are retried with exponential backoff from RETRY_BASE up to RETRY_MAX
