@@ -259,7 +259,7 @@ class IntegrationTokenViewSet(
 
 
 class AlertRuleViewSet(viewsets.ModelViewSet):
-    """The alert rules of one integration (PRODUCT.md §3.4), in position order."""
+    """The alert rules of one integration (docs/mapping-and-rules.md), in position order."""
 
     serializer_class = AlertRuleSerializer
     # The order the rules run in; it is not a view choice, so ?ordering= is refused.
