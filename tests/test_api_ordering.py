@@ -152,3 +152,22 @@ def test_names_that_tie_are_listed_by_id(team, responder):
             Service.objects.create(name="Checkout", team=Team.objects.create(name="Other"))]
     rows = api_client_for(responder).get("/api/v1/services/?ordering=name").json()["results"]
     assert [r["id"] for r in rows] == sorted(s.pk for s in same)
+
+
+def test_a_bad_ordering_in_the_browsable_api_is_a_400_too(incident, responder, client):
+    client.force_login(responder)
+    response = client.get("/api/v1/incidents/?ordering=title", HTTP_ACCEPT="text/html")
+    assert response.status_code == 400
+    assert b"Unknown ordering field(s): title" in response.content
+
+
+def test_the_schema_names_the_ordering_fields_and_leaves_out_fixed_lists(administrator):
+    schema = api_client_for(administrator).get("/api/v1/schema/?format=json").json()
+
+    def ordering(path):
+        return [p for p in schema["paths"][path]["get"]["parameters"] if p["name"] == "ordering"]
+
+    [parameter] = ordering("/api/v1/incidents/")
+    assert "number, created_at, status, id" in parameter["description"]
+    assert "Default: -number, -id" in parameter["description"]
+    assert ordering("/api/v1/integrations/{integration_pk}/rules/") == []

@@ -41,6 +41,16 @@ class StableOrderingFilter(OrderingFilter):
             ordering = list(queryset.query.order_by or queryset.model._meta.ordering or [])
         return with_tiebreaker(ordering)
 
+    def get_schema_operation_parameters(self, view):
+        fields = list(getattr(view, "ordering_fields", None) or [])
+        if not fields:
+            return []
+        [parameter] = super().get_schema_operation_parameters(view)
+        parameter["description"] = (
+            f"Order by {', '.join(fields)} (comma-separated; '-' in front for descending). "
+            f"Default: {', '.join(with_tiebreaker(list(getattr(view, 'ordering', None) or [])))}.")
+        return [parameter]
+
     def to_html(self, request, queryset, view):
         # The browsable API draws the ordering form while rendering the 400 for a bad
         # ?ordering=; asking again there must not turn that 400 into a 500.
