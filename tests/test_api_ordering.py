@@ -140,6 +140,12 @@ def test_an_unknown_ordering_field_is_a_400_naming_the_allowed_ones(incident, re
         "Unknown ordering field(s): title. Allowed: number, created_at, status, id."]}
 
 
+def test_a_doubled_minus_is_a_400_not_a_500(incident, responder):
+    response = api_client_for(responder).get("/api/v1/incidents/?ordering=--number")
+    assert response.status_code == 400
+    assert "--number" in response.json()["ordering"][0]
+
+
 def test_rules_keep_their_position_order_and_refuse_another(integration, manager):
     response = api_client_for(manager).get(
         f"/api/v1/integrations/{integration.pk}/rules/?ordering=-position")

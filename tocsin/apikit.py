@@ -27,7 +27,7 @@ class StableOrderingFilter(OrderingFilter):
 
     def remove_invalid_fields(self, queryset, fields, view, request):
         valid = [name for name, _ in self.get_valid_fields(queryset, view, {"request": request})]
-        unknown = [term for term in fields if term.lstrip("-") not in valid]
+        unknown = [term for term in fields if term.removeprefix("-") not in valid]
         if unknown:
             allowed = ", ".join(valid) if valid else "nothing: this list has a fixed order"
             raise ValidationError({self.ordering_param: [
@@ -60,9 +60,12 @@ class StableOrderingFilter(OrderingFilter):
             return ""
 
 
-def with_tiebreaker(ordering: list[str]) -> list[str]:
-    """``ordering`` ended by the id (in the direction of its first key) unless it has it."""
-    if any(term.lstrip("-") in ("id", "pk") for term in ordering):
+def with_tiebreaker(ordering: list) -> list:
+    """``ordering`` ended by the id (in the direction of its first key) unless it has it.
+    Terms are field names ("-number") or, from a queryset, OrderBy expressions."""
+    if any(str(term).removeprefix("-") in ("id", "pk") for term in ordering):
         return ordering
-    descending = bool(ordering) and ordering[0].startswith("-")
+    first = ordering[0] if ordering else ""
+    descending = first.startswith("-") if isinstance(first, str) else \
+        bool(getattr(first, "descending", False))
     return [*ordering, "-id" if descending else "id"]
