@@ -71,6 +71,8 @@ class DeliverySerializer(serializers.ModelSerializer):
 class DestinationViewSet(viewsets.ModelViewSet):
     queryset = Destination.objects.prefetch_related("services")
     serializer_class = DestinationSerializer
+    ordering = ["name", "id"]
+    ordering_fields = ["name", "created_at", "id"]
     filterset_fields = ["kind", "failing", "send_drills"]
     action_permissions = {"test": ["destinations.change_destination"]}
 
@@ -94,6 +96,8 @@ class DeliveryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
                       viewsets.GenericViewSet):
     queryset = Delivery.objects.all()
     serializer_class = DeliverySerializer
+    ordering = ["-created_at", "-id"]
+    ordering_fields = ["created_at", "id"]
     filterset_class = DeliveryFilter
     action_permissions = {"resend": ["destinations.resend_delivery"]}
 

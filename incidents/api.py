@@ -70,12 +70,16 @@ class IncidentFilter(filters.FilterSet):
 class TeamViewSet(viewsets.ModelViewSet):
     queryset = Team.objects.prefetch_related("members")
     serializer_class = TeamSerializer
+    ordering = ["name", "id"]
+    ordering_fields = ["name", "created_at", "id"]
     filterset_fields = ["name"]
 
 
 class ServiceViewSet(viewsets.ModelViewSet):
     queryset = Service.objects.prefetch_related("destinations")
     serializer_class = ServiceSerializer
+    ordering = ["name", "id"]
+    ordering_fields = ["name", "created_at", "id"]
     filterset_fields = ["team", "name"]
 
 
@@ -87,6 +91,10 @@ class IncidentViewSet(
 ):
     serializer_class = IncidentSerializer
     filterset_class = IncidentFilter
+    # Newest first. Explicit, because the alert_count annotation (a GROUP BY) makes Django
+    # drop Meta.ordering, and a list without ORDER BY pages unpredictably on PostgreSQL.
+    ordering = ["-number"]
+    ordering_fields = ["number", "created_at", "status", "id"]
     action_permissions = {
         "acknowledge": ["incidents.acknowledge_incident"],
         "resolve": ["incidents.resolve_incident"],

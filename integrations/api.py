@@ -154,6 +154,8 @@ class InboundEventSerializer(serializers.ModelSerializer):
 class IntegrationViewSet(viewsets.ModelViewSet):
     queryset = Integration.objects.select_related("service")
     serializer_class = IntegrationSerializer
+    ordering = ["name", "id"]
+    ordering_fields = ["name", "created_at", "id"]
     filterset_fields = ["service", "kind", "status"]
     action_permissions = {
         "regenerate_address": ["integrations.change_integration"],
@@ -227,6 +229,8 @@ class IntegrationTokenViewSet(
     to POST only; DELETE revokes (the record stays, for the audit trail)."""
 
     serializer_class = TokenSerializer
+    ordering = ["-created_at", "-id"]
+    ordering_fields = ["created_at", "name", "id"]
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):  # the OpenAPI generator has no URL kwargs
@@ -255,9 +259,12 @@ class IntegrationTokenViewSet(
 
 
 class AlertRuleViewSet(viewsets.ModelViewSet):
-    """The alert rules of one integration, in position order."""
+    """The alert rules of one integration (docs/mapping-and-rules.md), in position order."""
 
     serializer_class = AlertRuleSerializer
+    # The order the rules run in; it is not a view choice, so ?ordering= is refused.
+    ordering = ["position", "id"]
+    ordering_fields = []
     filterset_fields = ["enabled"]
 
     def get_queryset(self):
@@ -285,6 +292,8 @@ class AlertRuleViewSet(viewsets.ModelViewSet):
 class AlertViewSet(viewsets.ReadOnlyModelViewSet):
     queryset = Alert.objects.all()
     serializer_class = AlertSerializer
+    ordering = ["-created_at", "-id"]
+    ordering_fields = ["created_at", "id"]
     filterset_fields = ["integration", "incident", "alert_type", "entity_id", "suppressed"]
 
 
@@ -293,6 +302,8 @@ class InboundEventViewSet(
 ):
     queryset = InboundEvent.objects.all()
     serializer_class = InboundEventSerializer
+    ordering = ["-received_at", "-id"]
+    ordering_fields = ["received_at", "id"]
     filterset_fields = ["integration", "status", "source"]
     action_permissions = {"reprocess": ["integrations.change_inboundevent"]}
 

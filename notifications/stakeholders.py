@@ -1,4 +1,4 @@
-"""Stakeholder messages (PRODUCT.md §3.1, §5): when an alert opens an incident, the people
+"""Stakeholder messages (docs/notifications.md): when an alert opens an incident, the people
 it names get its ``stakeholders_comms`` message.
 
 ``stakeholders`` is ``{"users": […], "teams": […], "emails": […]}``: users by username,
@@ -6,10 +6,19 @@ email or id; teams by id or name (every member with an address); plain addresses
 that lead to no address are ignored, and recorded on the notification and the timeline.
 ``stakeholders_comms`` is ``{"subject", "body", "timezone", "created_by"}``; dates in the
 message are rendered in that timezone (UTC when it is missing or unknown).
+
+Whoever holds an integration key writes the subject, the body and the list, so the list is
+bounded: plain addresses only in the domains of ``TOCSIN_STAKEHOLDER_EMAIL_DOMAINS`` (portal
+users and teams are always allowed) and at most ``TOCSIN_STAKEHOLDER_MAX_RECIPIENTS``
+addresses per alert. Without that, Tocsin would mail anyone anything: an open relay.
+Everything not mailed is recorded with its reason on the alert (``stakeholders_dropped``).
 """
 
+from collections import defaultdict
+from collections.abc import Iterator
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
@@ -20,6 +29,11 @@ from notifications.models import NotificationType
 from notifications.receivers import incident_url
 from notifications.records import Email, record
 
+DOMAIN_REFUSED = "domain not allowed for stakeholder email"
+NO_PLAIN_ADDRESSES = "plain addresses are not allowed (no stakeholder email domain is set)"
+# How many dropped entries of one reason the timeline note spells out.
+NOTE_EXAMPLES = 5
+
 
 def as_list(value) -> list:
     if value is None:
@@ -27,61 +41,110 @@ def as_list(value) -> list:
     return value if isinstance(value, list) else [value]
 
 
-def user_addresses(entries, ignored: list) -> list[str]:
-    users = get_user_model().objects.filter(is_active=True)
-    found = []
-    for entry in as_list(entries):
-        text = str(entry).strip()
-        match = Q(username__iexact=text) | Q(email__iexact=text)
-        if text.isdigit():
-            match |= Q(pk=int(text))
-        user = users.filter(match).exclude(email="").first()
-        if user is None:
-            ignored.append({"users": entry, "reason": "no active user with an email address"})
+def over_limit(limit: int) -> str:
+    return f"over the limit of {limit} recipients per alert"
+
+
+class Stakeholders:
+    """Turns an alert's ``stakeholders`` into at most ``limit`` unique addresses (users
+    first, then teams, then plain addresses, in the order given) and the list of what was
+    dropped, each entry with its reason."""
+
+    def __init__(self, limit: int, domains):
+        self.limit = max(0, limit)
+        self.domains = {normal_domain(d) for d in domains} - {""}
+        self.addresses: dict[str, str] = {}  # lower-cased → as found, in order
+        self.dropped: list[dict] = []
+
+    def full(self) -> bool:
+        return len(self.addresses) >= self.limit
+
+    def add(self, address: str) -> None:
+        """Keep ``address`` unless it is already kept; past the limit, drop it. Counting
+        unique final addresses (after teams are expanded) bounds the mail, not the list."""
+        key = address.lower()
+        if key in self.addresses:
+            return
+        if self.full():
+            self.dropped.append({"address": address, "reason": over_limit(self.limit)})
         else:
-            found.append(user.email)
-    return found
+            self.addresses[key] = address
+
+    def entries(self, kind: str, value) -> Iterator:
+        """The entries of one list worth looking up. Once the limit is reached nothing more
+        can be mailed, so later entries are dropped unread: a list of 100,000 names costs
+        no 100,000 queries."""
+        entries = as_list(value)
+        for position, entry in enumerate(entries):
+            if self.full():
+                self.dropped.extend({kind: rest, "reason": over_limit(self.limit)}
+                                    for rest in entries[position:])
+                return
+            yield entry
+
+    def resolve(self, stakeholders) -> tuple[list[str], list[dict]]:
+        if not isinstance(stakeholders, dict):
+            return [], [{"stakeholders": stakeholders, "reason": "not an object"}]
+        self.users(stakeholders.get("users"))
+        self.teams(stakeholders.get("teams"))
+        self.plain(stakeholders.get("emails"))
+        return [address.lower() for address in self.addresses.values()], self.dropped
+
+    def users(self, entries) -> None:
+        users = get_user_model().objects.filter(is_active=True)
+        for entry in self.entries("users", entries):
+            text = str(entry).strip()
+            match = Q(username__iexact=text) | Q(email__iexact=text)
+            if text.isdigit():
+                match |= Q(pk=int(text))
+            user = users.filter(match).exclude(email="").first()
+            if user is None:
+                self.dropped.append(
+                    {"users": entry, "reason": "no active user with an email address"})
+            else:
+                self.add(user.email)
+
+    def teams(self, entries) -> None:
+        for entry in self.entries("teams", entries):
+            text = str(entry).strip()
+            match = Q(name__iexact=text) | (Q(pk=int(text)) if text.isdigit() else Q(pk__in=[]))
+            team = Team.objects.filter(match).first()
+            if team is None:
+                self.dropped.append({"teams": entry, "reason": "no such team"})
+                continue
+            emails = list(team.members.filter(is_active=True).exclude(email="")
+                          .order_by("pk").values_list("email", flat=True))
+            if not emails:
+                self.dropped.append(
+                    {"teams": entry, "reason": "the team has no members with email"})
+            for address in emails:
+                self.add(address)
+
+    def plain(self, entries) -> None:
+        for entry in self.entries("emails", entries):
+            address = str(entry).strip()
+            try:
+                validate_email(address)
+            except ValidationError:
+                self.dropped.append({"emails": entry, "reason": "not an email address"})
+                continue
+            # Exact match: "evil.com.example.org" is not "example.org", and neither is any
+            # other subdomain unless listed; whoever runs Tocsin lists each one it mails.
+            if normal_domain(address.rsplit("@", 1)[1]) not in self.domains:
+                self.dropped.append({"emails": entry, "reason": DOMAIN_REFUSED
+                                     if self.domains else NO_PLAIN_ADDRESSES})
+                continue
+            self.add(address)
 
 
-def team_addresses(entries, ignored: list) -> list[str]:
-    found = []
-    for entry in as_list(entries):
-        text = str(entry).strip()
-        match = Q(name__iexact=text) | (Q(pk=int(text)) if text.isdigit() else Q(pk__in=[]))
-        team = Team.objects.filter(match).first()
-        if team is None:
-            ignored.append({"teams": entry, "reason": "no such team"})
-            continue
-        emails = list(team.members.filter(is_active=True).exclude(email="")
-                      .values_list("email", flat=True))
-        if not emails:
-            ignored.append({"teams": entry, "reason": "the team has no members with email"})
-        found.extend(emails)
-    return found
+def normal_domain(domain: str) -> str:
+    return str(domain).strip().lower().lstrip("@").rstrip(".")
 
 
-def plain_addresses(entries, ignored: list) -> list[str]:
-    found = []
-    for entry in as_list(entries):
-        try:
-            validate_email(str(entry).strip())
-        except ValidationError:
-            ignored.append({"emails": entry, "reason": "not an email address"})
-        else:
-            found.append(str(entry).strip())
-    return found
-
-
-def resolve_stakeholders(stakeholders: dict) -> tuple[list[str], list[dict]]:
-    ignored: list[dict] = []
-    if not isinstance(stakeholders, dict):
-        return [], [{"stakeholders": stakeholders, "reason": "not an object"}]
-    addresses = (
-        user_addresses(stakeholders.get("users"), ignored)
-        + team_addresses(stakeholders.get("teams"), ignored)
-        + plain_addresses(stakeholders.get("emails"), ignored)
-    )
-    return list(dict.fromkeys(a.lower() for a in addresses)), ignored
+def resolve_stakeholders(stakeholders) -> tuple[list[str], list[dict]]:
+    """(addresses to mail, entries dropped with their reason), under the portal's limits."""
+    return Stakeholders(settings.TOCSIN_STAKEHOLDER_MAX_RECIPIENTS,
+                        settings.TOCSIN_STAKEHOLDER_EMAIL_DOMAINS).resolve(stakeholders)
 
 
 def zone(name, ignored: list):
@@ -94,13 +157,32 @@ def zone(name, ignored: list):
         return ZoneInfo("UTC")
 
 
+def summary(ignored: list[dict]) -> str:
+    """The ignored entries grouped by reason, a few of each spelled out: a note for 2,000
+    dropped addresses stays one line long."""
+    by_reason = defaultdict(list)
+    for item in ignored:
+        by_reason[item["reason"]].append(str(next(iter(item.values())))[:100])
+    parts = []
+    for reason, entries in by_reason.items():
+        more = len(entries) - NOTE_EXAMPLES
+        parts.append(", ".join(entries[:NOTE_EXAMPLES]) + (f" and {more} more" if more > 0
+                                                           else "") + f" ({reason})")
+    return "; ".join(parts)
+
+
 def on_alert_opened_incident(sender, alert, incident, **kwargs):
     """integration signal alert_opened_incident: send the alert's stakeholder message."""
     stakeholders = alert.extra.get("stakeholders") or {}
     if not stakeholders:
         return
     comms = alert.extra.get("stakeholders_comms") or {}
-    recipients, ignored = resolve_stakeholders(stakeholders)
+    recipients, dropped = resolve_stakeholders(stakeholders)
+    if dropped:
+        # Sent inside the processing transaction, after the alert's last save there.
+        alert.extra["stakeholders_dropped"] = dropped
+        alert.save(update_fields=["extra"])
+    ignored = list(dropped)
     tz = zone(comms.get("timezone"), ignored)
     started = incident.created_at.astimezone(tz).strftime("%Y-%m-%d %H:%M %Z")
     facts = [("Incident", f"#{incident.number} {incident.title}"),
@@ -119,9 +201,11 @@ def on_alert_opened_incident(sender, alert, incident, **kwargs):
                       incident=incident, ignored=ignored, bcc=True)
     told = f"Stakeholder message sent to {len(recipients)} recipient(s)" if recorded \
         else "No stakeholder could be reached"
-    skipped = "; ".join(f"{next(iter(item.values()))} ({item['reason']})" for item in ignored)
+    skipped = summary(ignored)
     TimelineEntry.objects.create(
         incident=incident, kind=TimelineEntry.Kind.NOTE,
         message=told + (f"; ignored: {skipped}" if skipped else ""),
-        data={"stakeholders": recipients, "ignored": ignored},
+        # The full list is on the alert and the notification; the note keeps the count.
+        data={"stakeholders": recipients, "ignored": ignored[:NOTE_EXAMPLES],
+              "ignored_count": len(ignored), "alert_id": alert.pk},
     )

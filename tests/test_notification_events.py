@@ -90,6 +90,12 @@ def people(db):
     return {"alice": alice, "bob": bob, "team": team}
 
 
+@pytest.fixture
+def example_com(settings):
+    """Plain stakeholder addresses at example.com may be mailed (docs/notifications.md)."""
+    settings.TOCSIN_STAKEHOLDER_EMAIL_DOMAINS = ["example.com"]
+
+
 def post_alert(client, integration, body, capture):
     with capture(execute=True):
         return client.post(f"/api/events/{integration.key}/", data=json.dumps(body),
@@ -97,7 +103,8 @@ def post_alert(client, integration, body, capture):
 
 
 def test_stakeholders_of_an_opening_alert_get_the_message_in_their_timezone(
-    client, integration, people, run_tasks, deliver_inline, django_capture_on_commit_callbacks
+    client, integration, people, example_com, run_tasks, deliver_inline,
+    django_capture_on_commit_callbacks,
 ):
     body = {
         "message": "Checkout down", "alert_type": "critical", "entity_id": "checkout",
@@ -125,7 +132,8 @@ def test_stakeholders_of_an_opening_alert_get_the_message_in_their_timezone(
 
 
 def test_an_alert_that_joins_an_incident_sends_no_second_stakeholder_message(
-    client, integration, people, run_tasks, deliver_inline, django_capture_on_commit_callbacks
+    client, integration, people, example_com, run_tasks, deliver_inline,
+    django_capture_on_commit_callbacks,
 ):
     body = {"message": "down", "alert_type": "critical", "entity_id": "x",
             "stakeholders": {"emails": ["cfo@example.com"]},
@@ -136,7 +144,7 @@ def test_an_alert_that_joins_an_incident_sends_no_second_stakeholder_message(
 
 
 def test_an_unknown_timezone_falls_back_to_utc_and_is_recorded(
-    client, integration, run_tasks, deliver_inline, django_capture_on_commit_callbacks
+    client, integration, example_com, run_tasks, deliver_inline, django_capture_on_commit_callbacks
 ):
     body = {"message": "down", "alert_type": "critical",
             "stakeholders": {"emails": ["cfo@example.com"]},

@@ -173,6 +173,11 @@ EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
 # Without a timeout a stuck mail server would hold a worker (and a delivery's claim) forever.
 EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 30)
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "tocsin@localhost")
+# Stakeholder messages name their own recipients, so they are bounded (docs/notifications.md):
+# addresses per alert, and the only domains plain addresses may be in (portal users and
+# teams are always allowed; empty = no plain addresses).
+TOCSIN_STAKEHOLDER_MAX_RECIPIENTS = env_int("TOCSIN_STAKEHOLDER_MAX_RECIPIENTS", 50)
+TOCSIN_STAKEHOLDER_EMAIL_DOMAINS = env_list("TOCSIN_STAKEHOLDER_EMAIL_DOMAINS", [])
 
 ANYMAIL = {
     # Each ESP setting is read under its anymail name with an ANYMAIL_ prefix. The inbound
@@ -203,7 +208,10 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["tocsin.permissions.GroupModelPermissions"],
-    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_FILTER_BACKENDS": [
+        "django_filters.rest_framework.DjangoFilterBackend",
+        "tocsin.apikit.StableOrderingFilter",
+    ],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
