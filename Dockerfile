@@ -12,7 +12,9 @@ WORKDIR /app
 COPY pyproject.toml README.md ./
 RUN pip install .
 COPY . .
-RUN SECRET_KEY=collectstatic-only python manage.py collectstatic --noinput \
+# collectstatic needs a key to load the settings; a throwaway one, kept in no layer.
+RUN SECRET_KEY="$(python -c 'import secrets; print(secrets.token_urlsafe(50))')" \
+    python manage.py collectstatic --noinput \
     && useradd --system --home /app tocsin \
     && mkdir -p /app/data && chown tocsin /app/data
 
