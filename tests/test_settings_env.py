@@ -128,9 +128,11 @@ def test_without_debug_a_missing_or_weak_secret_key_is_refused(monkeypatch, key,
 
 def test_with_debug_a_missing_secret_key_falls_back_to_the_development_key(monkeypatch):
     monkeypatch.delenv("SECRET_KEY", raising=False)
-    assert env_secret_key("SECRET_KEY", allow_weak=True) == DEVELOPMENT_SECRET_KEY
+    with pytest.warns(RuntimeWarning, match="SECRET_KEY is not set, the public development"):
+        assert env_secret_key("SECRET_KEY", allow_weak=True, warn=True) == DEVELOPMENT_SECRET_KEY
     monkeypatch.setenv("SECRET_KEY", "short")
-    assert env_secret_key("SECRET_KEY", allow_weak=True) == "short"
+    with pytest.warns(RuntimeWarning, match="SECRET_KEY is too short"):
+        assert env_secret_key("SECRET_KEY", allow_weak=True, warn=True) == "short"
 
 
 def test_a_process_without_debug_and_without_a_key_refuses_to_start():
@@ -152,7 +154,9 @@ def test_a_process_without_debug_refuses_the_old_public_development_key():
 def test_a_process_with_debug_starts_on_the_development_key_and_says_so():
     started = manage("check", SECRET_KEY=None, DEBUG="true")
     assert started.returncode == 0, started.stderr
-    assert "SECRET_KEY is not set: acceptable with DEBUG on only" in started.stderr
+    assert (
+        "SECRET_KEY is not set, the public development key is used: acceptable with DEBUG on only"
+    ) in started.stderr
 
 
 def test_the_documented_production_settings_pass_check_deploy():

@@ -5,6 +5,7 @@ Each reader fails loudly on a value it cannot understand instead of guessing.
 """
 
 import os
+import warnings
 from pathlib import Path
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -66,17 +67,23 @@ def secret_key_weakness(key: str) -> str | None:
     return None
 
 
-def env_secret_key(name: str, *, allow_weak: bool) -> str:
+def env_secret_key(name: str, *, allow_weak: bool, warn: bool = False) -> str:
     """The signing key from ``name``. Unless ``allow_weak``, a missing or weak key stops the
     process: whoever knows the key can forge sessions and the task queue's signed pickles,
     which the worker unpickles (code execution). With ``allow_weak`` a missing key falls
-    back to the public development key."""
+    back to the public development key (with a warning if ``warn``)."""
     key = os.environ.get(name, "")
     weakness = secret_key_weakness(key)
     if weakness is None:
         return key
     if not allow_weak:
         raise ImproperlyConfigured(f"{name} {weakness}: {SECRET_KEY_HOW_TO}")
+    if warn:
+        fallback = "" if key else ", the public development key is used"
+        warnings.warn(
+            f"{name} {weakness}{fallback}: acceptable with DEBUG on only", RuntimeWarning,
+            stacklevel=2,
+        )
     return key or DEVELOPMENT_SECRET_KEY
 
 

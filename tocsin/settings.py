@@ -1,7 +1,6 @@
 """Tocsin settings. Every value comes from the environment, with a safe default."""
 
 import sys
-import warnings
 from pathlib import Path
 
 from tocsin.env import (
@@ -11,7 +10,6 @@ from tocsin.env import (
     env_list,
     env_secret_key,
     env_str,
-    secret_key_weakness,
 )
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -24,12 +22,7 @@ TESTING = "pytest_django" in sys.modules
 # Anyone who knows the key can forge sessions and the task queue's signed pickles, which the
 # worker unpickles, so with DEBUG off a missing or weak key stops the process. scripts/start
 # writes a random key to .env; the container keeps one in its data volume.
-SECRET_KEY = env_secret_key("SECRET_KEY", allow_weak=DEBUG or TESTING)
-if DEBUG and secret_key_weakness(SECRET_KEY):
-    warnings.warn(
-        f"SECRET_KEY {secret_key_weakness(SECRET_KEY)}: acceptable with DEBUG on only",
-        RuntimeWarning, stacklevel=1,
-    )
+SECRET_KEY = env_secret_key("SECRET_KEY", allow_weak=DEBUG or TESTING, warn=DEBUG)
 
 # TOCSIN_TLS: the portal is reached over HTTPS (TLS ended by gunicorn or by a proxy in
 # front). Cookies then only travel over TLS, plain HTTP is redirected and browsers are told
