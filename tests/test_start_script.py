@@ -4,6 +4,7 @@ stayed running, orphaned)."""
 
 import contextlib
 import os
+import re
 import signal
 import subprocess
 import time
@@ -92,7 +93,12 @@ def test_ctrl_c_stops_web_worker_and_all_their_children(tmp_path, database_url, 
         assert gone, f"still running: {processes_in_session(session)}\n{log.read_text()[-3000:]}"
         assert time.monotonic() - pressed < 30
         assert script.wait(timeout=5) == 0, log.read_text()[-3000:]
+        # The worker got one signal: a second one re-entered django-q2's handler (it said
+        # "stopping" again), which is how it once deadlocked and was left running.
+        stopping = re.findall(r"Q Cluster \S+ stopping\.", log.read_text())
+        assert len(stopping) <= 1, log.read_text()[-3000:]
         if presses == 1:
+            assert len(stopping) == 1
             assert "did not stop in time" not in log.read_text()
     finally:
         for pid in processes_in_session(session):
