@@ -1,7 +1,9 @@
 # One image for both roles:
 #   docker run IMAGE            web: migrations, then gunicorn on $PORT (8000)
 #   docker run IMAGE worker     the django-q2 task cluster
-# Configure with environment variables (see README.md): DATABASE_URL, REDIS_URL, SECRET_KEY, …
+# Configure with environment variables (docs/configuration.md): DATABASE_URL, REDIS_URL,
+# SECRET_KEY, … Mount a volume at /app/data: the SQLite default lives there, and without
+# SECRET_KEY the first start keeps a generated key there (docs/deployment.md).
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
