@@ -6,6 +6,7 @@ import contextlib
 import os
 import re
 import signal
+import stat
 import subprocess
 import time
 from pathlib import Path
@@ -82,7 +83,9 @@ def test_ctrl_c_stops_web_worker_and_all_their_children(tmp_path, database_url, 
         started = processes_in_session(session)
         assert any("gunicorn" in command for command in started.values()), started
         assert any("qcluster" in command for command in started.values()), started
-        assert env_file.read_text().startswith("SECRET_KEY=")
+        # A first start keeps a random key for the next ones, readable by its owner only.
+        assert len(env_file.read_text().removeprefix("SECRET_KEY=").strip()) >= 50
+        assert stat.S_IMODE(env_file.stat().st_mode) == 0o600
 
         # What the terminal does on Ctrl-C: SIGINT to the script's process group.
         pressed = time.monotonic()
