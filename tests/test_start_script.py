@@ -58,55 +58,87 @@ def database_url(request, tmp_path):
     return f"sqlite:///{tmp_path / 'start.sqlite3'}"
 
 
-@pytest.mark.parametrize("presses", [1, 2], ids=["ctrl-c", "ctrl-c-twice"])
-def test_ctrl_c_stops_web_worker_and_all_their_children(tmp_path, database_url, presses):
-    port = free_port()
-    env_file = tmp_path / "start.env"
-    env = base_env(
-        DATABASE_URL=database_url, BIND=f"127.0.0.1:{port}", WEB_CONCURRENCY="2",
-        TOCSIN_ENV_FILE=str(env_file), TOCSIN_SKIP_INSTALL="1",
-    )
-    env.pop("SECRET_KEY")  # as on a first start: the script makes one
-    log = tmp_path / "start.log"
-    script = subprocess.Popen(
-        [str(ROOT / "scripts" / "start")], env=env, cwd=ROOT, stdout=log.open("w"),
-        stderr=subprocess.STDOUT, start_new_session=True,
-    )
-    session = script.pid
-    try:
-        health = wait_for(
-            lambda: (get_json(f"http://127.0.0.1:{port}/healthz") or {})
-            .get("queue", {}).get("workers_running"),
-            120,
-        )
-        assert health, log.read_text()[-3000:]
-        started = processes_in_session(session)
-        assert any("gunicorn" in command for command in started.values()), started
-        assert any("qcluster" in command for command in started.values()), started
-        # A first start keeps a random key for the next ones, readable by its owner only.
-        assert len(env_file.read_text().removeprefix("SECRET_KEY=").strip()) >= 50
-        assert stat.S_IMODE(env_file.stat().st_mode) == 0o600
+class Started:
+    """scripts/start running in a session of its own, as if from a terminal."""
 
-        # What the terminal does on Ctrl-C: SIGINT to the script's process group.
-        pressed = time.monotonic()
-        for _ in range(presses):
-            os.killpg(script.pid, signal.SIGINT)
-            time.sleep(0.3)
-        gone = wait_for(lambda: not processes_in_session(session), 30, every=0.2)
-        assert gone, f"still running: {processes_in_session(session)}\n{log.read_text()[-3000:]}"
-        assert time.monotonic() - pressed < 30
-        assert script.wait(timeout=5) == 0, log.read_text()[-3000:]
-        # The worker got one signal: a second one re-entered django-q2's handler (it said
-        # "stopping" again), which is how it once deadlocked and was left running.
-        stopping = re.findall(r"Q Cluster \S+ stopping\.", log.read_text())
-        assert len(stopping) <= 1, log.read_text()[-3000:]
-        if presses == 1:
-            assert len(stopping) == 1
-            assert "did not stop in time" not in log.read_text()
-    finally:
-        for pid in processes_in_session(session):
+    def __init__(self, tmp_path: Path, database_url: str):
+        self.port = free_port()
+        self.env_file = tmp_path / "start.env"
+        self.log = tmp_path / "start.log"
+        env = base_env(
+            DATABASE_URL=database_url, BIND=f"127.0.0.1:{self.port}", WEB_CONCURRENCY="2",
+            TOCSIN_ENV_FILE=str(self.env_file), TOCSIN_SKIP_INSTALL="1",
+        )
+        env.pop("SECRET_KEY")  # as on a first start: the script makes one
+        self.script = subprocess.Popen(
+            [str(ROOT / "scripts" / "start")], env=env, cwd=ROOT, stdout=self.log.open("w"),
+            stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        self.session = self.script.pid
+
+    def worker_running(self):
+        health = get_json(f"http://127.0.0.1:{self.port}/healthz") or {}
+        return health.get("queue", {}).get("workers_running")
+
+    def processes(self) -> dict[int, str]:
+        return processes_in_session(self.session)
+
+    def output(self) -> str:
+        return self.log.read_text()[-3000:]
+
+    def all_gone_within(self, seconds: float) -> bool:
+        return bool(wait_for(lambda: not self.processes(), seconds, every=0.2))
+
+    def clean_up(self):
+        for pid in self.processes():
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-        if script.poll() is None:
-            script.kill()
-        script.wait(timeout=10)
+        if self.script.poll() is None:
+            self.script.kill()
+        self.script.wait(timeout=10)
+
+
+@pytest.fixture
+def started(tmp_path, database_url):
+    running = Started(tmp_path, database_url)
+    try:
+        assert wait_for(running.worker_running, 120), running.output()
+        yield running
+    finally:
+        running.clean_up()
+
+
+@pytest.mark.parametrize("presses", [1, 2], ids=["ctrl-c", "ctrl-c-twice"])
+def test_ctrl_c_stops_web_worker_and_all_their_children(started, presses):
+    commands = started.processes().values()
+    assert any("gunicorn" in command for command in commands), commands
+    assert any("qcluster" in command for command in commands), commands
+    # A first start keeps a random key for the next ones, readable by its owner only.
+    assert len(started.env_file.read_text().removeprefix("SECRET_KEY=").strip()) >= 50
+    assert stat.S_IMODE(started.env_file.stat().st_mode) == 0o600
+
+    # What the terminal does on Ctrl-C: SIGINT to the script's process group.
+    for _ in range(presses):
+        os.killpg(started.script.pid, signal.SIGINT)
+        time.sleep(0.3)
+    assert started.all_gone_within(30), f"still running: {started.processes()}"
+    assert started.script.wait(timeout=5) == 0, started.output()
+    # The worker got one signal: a second one re-entered django-q2's handler (it said
+    # "stopping" again), which is how it once deadlocked and was left running.
+    stopping = re.findall(r"Q Cluster \S+ stopping\.", started.log.read_text())
+    assert len(stopping) <= 1, started.output()
+    if presses == 1:
+        assert len(stopping) == 1
+        assert "did not stop in time" not in started.output()
+
+
+def test_when_the_worker_dies_the_web_server_and_the_workers_orphans_are_stopped(started):
+    leader = next(
+        pid for pid, command in started.processes().items()
+        if "qcluster" in command and os.getpgid(pid) == pid
+    )
+    # Killed outright, the cluster's parent leaves its worker processes behind.
+    os.kill(leader, signal.SIGKILL)
+    assert started.all_gone_within(30), f"still running: {started.processes()}"
+    assert started.script.wait(timeout=5) == 1
+    assert "stopped unexpectedly" in started.output()
