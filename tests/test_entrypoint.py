@@ -123,3 +123,13 @@ def test_a_data_volume_that_cannot_hold_the_key_stops_the_container(role_env, tm
     )
     # Nothing else ran: no migrations, so no database file either.
     assert not (tmp_path / "data" / "entry.sqlite3").exists()
+
+
+@pytest.mark.parametrize("role", ["web", "worker"])
+def test_a_weak_secret_key_stops_the_container_with_the_reason(role_env, role):
+    refused = run_entrypoint(role, env={**role_env, "SECRET_KEY": "changeme"})
+    assert refused.returncode != 0
+    assert refused.stderr.strip().splitlines()[-1].startswith(
+        "django.core.exceptions.ImproperlyConfigured: SECRET_KEY is too short"
+    )
+    assert "waiting for migrations" not in refused.stdout

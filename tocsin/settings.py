@@ -44,6 +44,7 @@ if env_bool("TOCSIN_TLS_PROXY", False):
 # Django's defaults, stated because the admin must never be framed (clickjacking).
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
+
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
