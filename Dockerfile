@@ -1,7 +1,9 @@
 # One image for both roles:
 #   docker run IMAGE            web: migrations, then gunicorn on $PORT (8000)
 #   docker run IMAGE worker     the django-q2 task cluster
-# Configure with environment variables (see README.md): DATABASE_URL, REDIS_URL, SECRET_KEY, …
+# Configure with environment variables (docs/configuration.md): DATABASE_URL, REDIS_URL,
+# SECRET_KEY, … Mount a volume at /app/data: the SQLite default lives there, and without
+# SECRET_KEY the first start keeps a generated key there (docs/deployment.md).
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -12,7 +14,9 @@ WORKDIR /app
 COPY pyproject.toml README.md ./
 RUN pip install .
 COPY . .
-RUN SECRET_KEY=collectstatic-only python manage.py collectstatic --noinput \
+# collectstatic needs a key to load the settings; a throwaway one, kept in no layer.
+RUN SECRET_KEY="$(python -c 'import secrets; print(secrets.token_urlsafe(50))')" \
+    python manage.py collectstatic --noinput \
     && useradd --system --home /app tocsin \
     && mkdir -p /app/data && chown tocsin /app/data
 

@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import platform
+import secrets
 import shutil
 import sys
 import tempfile
@@ -228,6 +229,8 @@ def main() -> None:
     os.environ["DJANGO_SETTINGS_MODULE"] = "tocsin.settings"
     os.environ["DATABASE_URL"] = f"sqlite:///{workdir / 'bench.sqlite3'}"
     os.environ.pop("REDIS_URL", None)
+    # The settings refuse to load without a real key (DEBUG is off here, as in production).
+    os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(50))
     try:
         run(args)
     finally:

@@ -3,6 +3,7 @@
 import contextlib
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -13,6 +14,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
+# Processes started by tests run with DEBUG off, like production, so they need a real key;
+# one per test run, shared by all of them (a web process and a worker must agree on it).
+SECRET_KEY = secrets.token_urlsafe(50)
 
 
 def free_port() -> int:
@@ -26,7 +30,7 @@ def base_env(**overrides) -> dict:
         key: value for key, value in os.environ.items()
         if not key.startswith(("DATABASE_URL", "REDIS_URL", "DJANGO_", "TOCSIN_"))
     }
-    env.update(PATH=f"{BIN}:{env.get('PATH', '')}", SECRET_KEY="subprocess-test")
+    env.update(PATH=f"{BIN}:{env.get('PATH', '')}", SECRET_KEY=SECRET_KEY)
     env.update(overrides)
     return env
 

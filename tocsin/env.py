@@ -5,6 +5,7 @@ Each reader fails loudly on a value it cannot understand instead of guessing.
 """
 
 import os
+import warnings
 from pathlib import Path
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -38,6 +39,52 @@ def env_int(name: str, default: int) -> int:
         return int(raw)
     except ValueError:
         raise ImproperlyConfigured(f"{name} must be an integer, got {raw!r}") from None
+
+
+# The key every installation shared before a real one was required; refused without DEBUG.
+DEVELOPMENT_SECRET_KEY = "insecure-development-key-set-SECRET_KEY-in-production"
+# Django's own `check --deploy` calls shorter or less varied keys weak (security.W009).
+SECRET_KEY_MIN_LENGTH = 50
+SECRET_KEY_MIN_UNIQUE_CHARACTERS = 5
+SECRET_KEY_HOW_TO = (
+    "set it to a random value of at least 50 characters, for example the output of "
+    "python3 -c 'import secrets; print(secrets.token_urlsafe(50))' (see docs/deployment.md)"
+)
+
+
+def secret_key_weakness(key: str) -> str | None:
+    """Why ``key`` must not sign anything in production, or None when it is fit for it."""
+    if not key:
+        return "is not set"
+    if key == DEVELOPMENT_SECRET_KEY:
+        return "is the public development key"
+    if key.startswith("django-insecure-"):
+        return "is a development key (it starts with django-insecure-)"
+    if len(key) < SECRET_KEY_MIN_LENGTH:
+        return f"is too short ({len(key)} characters, at least {SECRET_KEY_MIN_LENGTH} needed)"
+    if len(set(key)) < SECRET_KEY_MIN_UNIQUE_CHARACTERS:
+        return f"has fewer than {SECRET_KEY_MIN_UNIQUE_CHARACTERS} different characters"
+    return None
+
+
+def env_secret_key(name: str, *, allow_weak: bool, warn: bool = False) -> str:
+    """The signing key from ``name``. Unless ``allow_weak``, a missing or weak key stops the
+    process: whoever knows the key can forge sessions and the task queue's signed pickles,
+    which the worker unpickles (code execution). With ``allow_weak`` a missing key falls
+    back to the public development key (with a warning if ``warn``)."""
+    key = os.environ.get(name, "")
+    weakness = secret_key_weakness(key)
+    if weakness is None:
+        return key
+    if not allow_weak:
+        raise ImproperlyConfigured(f"{name} {weakness}: {SECRET_KEY_HOW_TO}")
+    if warn:
+        fallback = "" if key else ", the public development key is used"
+        warnings.warn(
+            f"{name} {weakness}{fallback}: acceptable with DEBUG on only", RuntimeWarning,
+            stacklevel=2,
+        )
+    return key or DEVELOPMENT_SECRET_KEY
 
 
 def env_list(name: str, default: list[str]) -> list[str]:

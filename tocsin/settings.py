@@ -1,14 +1,50 @@
 """Tocsin settings. Every value comes from the environment, with a safe default."""
 
+import sys
 from pathlib import Path
 
-from tocsin.env import database_from_url, env_bool, env_int, env_list, env_str
+from tocsin.env import (
+    database_from_url,
+    env_bool,
+    env_int,
+    env_list,
+    env_secret_key,
+    env_str,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 DEBUG = env_bool("DEBUG", False)
-# Without SECRET_KEY a development key is used; scripts/start writes a random one to .env.
-SECRET_KEY = env_str("SECRET_KEY") or "insecure-development-key-set-SECRET_KEY-in-production"
+# pytest-django loads these settings inside the test run itself, with DEBUG off as in
+# production. Only there (gunicorn and qcluster never import it) may the key be missing;
+# the processes tests start get a real one (tests/processes.py).
+TESTING = "pytest_django" in sys.modules
+# Anyone who knows the key can forge sessions and the task queue's signed pickles, which the
+# worker unpickles, so with DEBUG off a missing or weak key stops the process. scripts/start
+# writes a random key to .env; the container keeps one in its data volume.
+SECRET_KEY = env_secret_key("SECRET_KEY", allow_weak=DEBUG or TESTING, warn=DEBUG)
+
+# TOCSIN_TLS: the portal is reached over HTTPS (TLS ended by gunicorn or by a proxy in
+# front). Cookies then only travel over TLS, plain HTTP is redirected and browsers are told
+# to use HTTPS only (HSTS). Off by default, so scripts/start works on http://127.0.0.1:8000.
+TOCSIN_TLS = env_bool("TOCSIN_TLS", False)
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = SECURE_SSL_REDIRECT = TOCSIN_TLS
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 365 * 24 * 3600 if TOCSIN_TLS else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", TOCSIN_TLS)
+# Preloading asks browser vendors to hard-code HTTPS for the whole registered domain: the
+# operator's call, not this app's, so it stays off and check --deploy is not told otherwise.
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+SILENCED_SYSTEM_CHECKS = ["security.W021"]
+# Load balancers and container health checks probe over plain HTTP inside the network.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+# A proxy that ends TLS says so in X-Forwarded-Proto. Trusted only when asked for: the proxy
+# must set (overwrite) the header, or any client could claim HTTPS.
+if env_bool("TOCSIN_TLS_PROXY", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Django's defaults, stated because the admin must never be framed (clickjacking).
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
