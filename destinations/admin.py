@@ -249,8 +249,9 @@ class DeliveryAdmin(admin.ModelAdmin):
                           messages.SUCCESS)
         skipped = queryset.count() - queued
         if skipped:
-            self.message_user(request, f"{skipped} were still pending and were left alone.",
-                              messages.WARNING)
+            self.message_user(
+                request, f"{skipped} were left alone: they, or a later delivery for the same "
+                         "incident and destination, were still pending.", messages.WARNING)
 
     def get_urls(self):
         return [
@@ -267,8 +268,9 @@ class DeliveryAdmin(admin.ModelAdmin):
         if delivery.resend(sent):
             self.message_user(request, "Queued to be sent again.", messages.SUCCESS)
         else:
-            self.message_user(request, "It is still pending; nothing to re-send.",
-                              messages.WARNING)
+            self.message_user(
+                request, "It, or a later delivery for the same incident and destination, is "
+                         "still pending; nothing was re-sent.", messages.WARNING)
         return redirect("admin:destinations_delivery_change", pk)
 
     def render_change_form(self, request, context, *args, obj=None, **kwargs):

@@ -101,7 +101,9 @@ class DeliveryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
     def resend(self, request, pk=None):
         sent = self.get_object()
         if not delivery.resend(sent):
-            return Response({"detail": "The delivery is still pending."},
-                            status=status.HTTP_409_CONFLICT)
+            return Response(
+                {"detail": "The delivery, or a later one for the same incident and "
+                           "destination, is still pending."},
+                status=status.HTTP_409_CONFLICT)
         sent.refresh_from_db()
         return Response(DeliverySerializer(sent).data)
