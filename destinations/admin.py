@@ -190,7 +190,8 @@ class DeliveryAdmin(admin.ModelAdmin):
         js = JS
 
     def get_queryset(self, request):
-        return super().get_queryset(request).select_related("destination", "incident")
+        return super().get_queryset(request).select_related("destination", "incident").annotate(
+            waiting=Delivery.behind_earlier_pending())
 
     def lookup_allowed(self, lookup, value, request=None):
         # The incident page links here filtered to its own deliveries.
@@ -211,6 +212,10 @@ class DeliveryAdmin(admin.ModelAdmin):
 
     @admin.display(description="Status", ordering="status")
     def status_label(self, sent):
+        # Pending behind an earlier delivery of the same incident and destination: its
+        # error says which one.
+        if getattr(sent, "waiting", False):
+            return badge(sent.status, "Waiting")
         return badge(sent.status, sent.get_status_display())
 
     # Short cells keep the log's columns on screen next to the filters: dates with seconds

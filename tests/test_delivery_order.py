@@ -4,6 +4,7 @@ event never overtakes an earlier one that is still being sent or retried."""
 from datetime import timedelta
 
 import pytest
+from django.urls import reverse
 from django.utils import timezone
 
 from destinations import delivery
@@ -263,3 +264,23 @@ def test_the_api_refuses_a_re_send_while_a_later_delivery_is_pending(
 
     assert response.status_code == 409
     assert "later" in response.json()["detail"]
+
+
+def test_a_waiting_delivery_shows_as_waiting_in_the_api_and_the_delivery_log(
+    service, http_sink, deliver_inline, manager, client
+):
+    webhook(service, http_sink)
+    http_sink.reply(Reply(503, {}))
+    incident = lifecycle.open_incident(service=service, title="x", entity_id="e")
+    lifecycle.resolve(incident)
+    trigger, resolve = get(incident, "triggered"), get(incident, "resolved")
+
+    listed = api_client_for(manager).get(f"/api/v1/deliveries/?incident={incident.pk}").json()
+
+    rows = {row["event"]: row for row in listed["results"]}
+    assert (rows["resolved"]["status"], rows["resolved"]["waiting"]) == ("pending", True)
+    assert f"delivery #{trigger.pk}" in rows["resolved"]["error"]
+    assert rows["triggered"]["waiting"] is False  # pending too, but being retried
+    client.force_login(manager)
+    page = client.get(reverse("admin:destinations_delivery_change", args=[resolve.pk]))
+    assert "Waiting" in page.content.decode()
