@@ -249,10 +249,20 @@ class DeliveryAdmin(admin.ModelAdmin):
 
     @admin.action(description="Re-send selected deliveries", permissions=["resend"])
     def resend_selected(self, request, queryset):
-        queued = sum(1 for sent in queryset if delivery.resend(sent))
+        queued, skipped, re_sent_pairs = 0, 0, set()
+        # Oldest first: re-sending a delivery re-sends the later ones of its incident and
+        # destination after it, so a selected later one is already queued, in order.
+        for sent in queryset.order_by("pk"):
+            pair = (sent.destination_id, sent.incident_id)
+            if sent.incident_id is not None and pair in re_sent_pairs:
+                queued += 1
+            elif delivery.resend(sent):
+                queued += 1
+                re_sent_pairs.add(pair)
+            else:
+                skipped += 1
         self.message_user(request, f"{queued} delivery(ies) queued to be sent again.",
                           messages.SUCCESS)
-        skipped = queryset.count() - queued
         if skipped:
             self.message_user(
                 request, f"{skipped} were left alone: they, or a later delivery for the same "

@@ -284,3 +284,24 @@ def test_a_waiting_delivery_shows_as_waiting_in_the_api_and_the_delivery_log(
     client.force_login(manager)
     page = client.get(reverse("admin:destinations_delivery_change", args=[resolve.pk]))
     assert "Waiting" in page.content.decode()
+
+
+def test_re_sending_a_trigger_and_its_resolve_from_the_delivery_log_sends_them_in_order(
+    service, http_sink, deliver_inline, manager, client, django_capture_on_commit_callbacks
+):
+    webhook(service, http_sink)
+    http_sink.reply(Reply(400, {}))
+    incident = lifecycle.open_incident(service=service, title="x", entity_id="e")
+    lifecycle.resolve(incident)
+    selected = [get(incident, "resolved").pk, get(incident, "triggered").pk]
+    client.force_login(manager)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(reverse("admin:destinations_delivery_changelist"), {
+            "action": "resend_selected", "_selected_action": selected,
+        }, follow=True)
+
+    assert "2 delivery(ies) queued" in response.content.decode()
+    assert [r.json["event"] for r in http_sink.requests] == [
+        "triggered", "resolved", "triggered", "resolved"]
+    assert set(Delivery.objects.values_list("status", "attempts")) == {("sent", 1)}
