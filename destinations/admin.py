@@ -190,7 +190,8 @@ class DeliveryAdmin(admin.ModelAdmin):
         js = JS
 
     def get_queryset(self, request):
-        return super().get_queryset(request).select_related("destination", "incident")
+        return super().get_queryset(request).select_related("destination", "incident").annotate(
+            waiting=Delivery.behind_earlier_pending())
 
     def lookup_allowed(self, lookup, value, request=None):
         # The incident page links here filtered to its own deliveries.
@@ -211,6 +212,10 @@ class DeliveryAdmin(admin.ModelAdmin):
 
     @admin.display(description="Status", ordering="status")
     def status_label(self, sent):
+        # Pending behind an earlier delivery of the same incident and destination: its
+        # error says which one.
+        if getattr(sent, "waiting", False):
+            return badge(sent.status, "Waiting")
         return badge(sent.status, sent.get_status_display())
 
     # Short cells keep the log's columns on screen next to the filters: dates with seconds
@@ -244,13 +249,24 @@ class DeliveryAdmin(admin.ModelAdmin):
 
     @admin.action(description="Re-send selected deliveries", permissions=["resend"])
     def resend_selected(self, request, queryset):
-        queued = sum(1 for sent in queryset if delivery.resend(sent))
+        queued, skipped, re_sent_pairs = 0, 0, set()
+        # Oldest first: re-sending a delivery re-sends the later ones of its incident and
+        # destination after it, so a selected later one is already queued, in order.
+        for sent in queryset.order_by("pk"):
+            pair = (sent.destination_id, sent.incident_id)
+            if sent.incident_id is not None and pair in re_sent_pairs:
+                queued += 1
+            elif delivery.resend(sent):
+                queued += 1
+                re_sent_pairs.add(pair)
+            else:
+                skipped += 1
         self.message_user(request, f"{queued} delivery(ies) queued to be sent again.",
                           messages.SUCCESS)
-        skipped = queryset.count() - queued
         if skipped:
-            self.message_user(request, f"{skipped} were still pending and were left alone.",
-                              messages.WARNING)
+            self.message_user(
+                request, f"{skipped} were left alone: they, or a later delivery for the same "
+                         "incident and destination, were still pending.", messages.WARNING)
 
     def get_urls(self):
         return [
@@ -267,8 +283,9 @@ class DeliveryAdmin(admin.ModelAdmin):
         if delivery.resend(sent):
             self.message_user(request, "Queued to be sent again.", messages.SUCCESS)
         else:
-            self.message_user(request, "It is still pending; nothing to re-send.",
-                              messages.WARNING)
+            self.message_user(
+                request, "It, or a later delivery for the same incident and destination, is "
+                         "still pending; nothing was re-sent.", messages.WARNING)
         return redirect("admin:destinations_delivery_change", pk)
 
     def render_change_form(self, request, context, *args, obj=None, **kwargs):

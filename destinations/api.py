@@ -58,14 +58,23 @@ class DestinationSerializer(serializers.ModelSerializer):
 
 
 class DeliverySerializer(serializers.ModelSerializer):
+    waiting = serializers.SerializerMethodField()
+
     class Meta:
         model = Delivery
         fields = [
-            "id", "uuid", "destination", "incident", "event", "status", "attempts",
-            "response_status", "response_body", "remote_id", "error", "actor", "created_at",
-            "last_attempt_at", "next_attempt_at", "sent_at",
+            "id", "uuid", "destination", "incident", "event", "status", "waiting",
+            "attempts", "response_status", "response_body", "remote_id", "error", "actor",
+            "created_at", "last_attempt_at", "next_attempt_at", "sent_at",
         ]
         read_only_fields = fields
+
+    def get_waiting(self, sent) -> bool:
+        """Pending behind an earlier delivery of the same incident and destination."""
+        if hasattr(sent, "waiting"):  # annotated by the list and detail queries
+            return sent.waiting
+        return Delivery.objects.filter(pk=sent.pk).filter(
+            Delivery.behind_earlier_pending()).exists()
 
 
 class DestinationViewSet(viewsets.ModelViewSet):
@@ -94,7 +103,7 @@ class DeliveryFilter(filters.FilterSet):
 
 class DeliveryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
                       viewsets.GenericViewSet):
-    queryset = Delivery.objects.all()
+    queryset = Delivery.objects.annotate(waiting=Delivery.behind_earlier_pending())
     serializer_class = DeliverySerializer
     ordering = ["-created_at", "-id"]
     ordering_fields = ["created_at", "id"]
@@ -105,7 +114,8 @@ class DeliveryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
     def resend(self, request, pk=None):
         sent = self.get_object()
         if not delivery.resend(sent):
-            return Response({"detail": "The delivery is still pending."},
-                            status=status.HTTP_409_CONFLICT)
-        sent.refresh_from_db()
-        return Response(DeliverySerializer(sent).data)
+            return Response(
+                {"detail": "The delivery, or a later one for the same incident and "
+                           "destination, is still pending."},
+                status=status.HTTP_409_CONFLICT)
+        return Response(DeliverySerializer(self.get_queryset().get(pk=sent.pk)).data)

@@ -10,6 +10,12 @@ Lifecycle of a delivery:
 3. The outcome is written back: sent; failed (permanent error, or attempts used up); or
    pending again with ``next_attempt_at`` set by exponential backoff (or Retry-After) and a
    one-off schedule to try then. The minute sweeper re-queues anything left behind.
+
+Order: the deliveries of one (destination, incident) go out one at a time, in the order the
+events happened. The claim's UPDATE does not match a delivery while an earlier one of its
+pair is pending (``Delivery.behind_earlier_pending``); such a delivery is *waiting*, says so
+in its ``error``, and is queued again when the earlier one is sent or finally fails. A later
+event sent after an earlier one failed says that on its record too.
 """
 
 import logging
@@ -59,27 +65,73 @@ def queue_pending(incident_id: int, event: str) -> None:
 
 
 def claim(delivery_id: int) -> bool:
-    return outbox.claim(Delivery, delivery_id, last_attempt_at=timezone.now())
+    return outbox.claim(Delivery, delivery_id, waiting=Delivery.behind_earlier_pending(),
+                        last_attempt_at=timezone.now())
 
 
 def send_delivery(delivery_id: int) -> str:
     """The queue task. Returns what happened, for the task log."""
     if not claim(delivery_id):
+        blocker = note_waiting(delivery_id)
+        if blocker is not None:
+            return f"waiting for delivery #{blocker.pk}"
         return "not due or already taken"
     delivery = Delivery.objects.select_related(
         "destination", "incident__service__team"
     ).get(pk=delivery_id)
+    note = after_failures_note(delivery)
     try:
         result = kind_module(delivery.destination.kind).send(build_message(delivery))
     except DeliveryError as exc:
-        return record_failure(delivery, exc)
+        return record_failure(delivery, exc, note)
     except Exception as exc:
         # A bug, not the remote side: keep the cause; a person can re-send after a fix.
         logger.exception("Delivery %s raised unexpectedly", delivery_id)
         return record_failure(
-            delivery, DeliveryError(f"{exc.__class__.__name__}: {exc}", permanent=True)
+            delivery, DeliveryError(f"{exc.__class__.__name__}: {exc}", permanent=True), note
         )
-    return record_success(delivery, result)
+    return record_success(delivery, result, note)
+
+
+def note_waiting(delivery_id: int) -> Delivery | None:
+    """After a refused claim: if the delivery waits behind an earlier one of its pair, say
+    so on its record (the admin and API show ``error``) and return that earlier one."""
+    waiting = Delivery.objects.filter(
+        pk=delivery_id, status=Status.PENDING, incident__isnull=False
+    ).first()
+    if waiting is None:
+        return None
+    blocker = waiting.same_pair().filter(pk__lt=delivery_id, status=Status.PENDING).first()
+    if blocker is None:
+        return None
+    # Conditional, so a note never lands on a delivery that has meanwhile been claimed
+    # (its outcome rewrites ``error``) or whose earlier sibling has just finished.
+    Delivery.objects.filter(pk=delivery_id, status=Status.PENDING, attempts=0).filter(
+        Delivery.behind_earlier_pending()
+    ).update(error=f"Waiting for the earlier '{blocker.event}' delivery #{blocker.pk} to be "
+                   "sent or to fail; this one goes out right after it.")
+    return blocker
+
+
+def after_failures_note(delivery: Delivery) -> str:
+    """For the record of a delivery sent after earlier ones of its pair failed: the remote
+    side never heard of those events, which a person reading the log needs to know."""
+    if delivery.incident_id is None:
+        return ""
+    failed = delivery.same_pair().filter(pk__lt=delivery.pk, status=Status.FAILED)
+    return " ".join(f"Sent after the earlier '{earlier.event}' delivery #{earlier.pk} failed."
+                    for earlier in failed.only("pk", "event"))
+
+
+def queue_next(delivery: Delivery) -> None:
+    """A delivery of an incident is finished (sent or failed): queue the next one of its
+    pair, which may be waiting for it. If this is lost, the sweeper queues it."""
+    if delivery.incident_id is None:
+        return
+    following = delivery.same_pair().filter(
+        pk__gt=delivery.pk, status=Status.PENDING).values_list("pk", flat=True).first()
+    if following is not None:
+        transaction.on_commit(lambda: queue.enqueue(following))
 
 
 def incident_url(incident_id: int) -> str:
@@ -124,10 +176,10 @@ def test_message(delivery: Delivery, config: dict) -> Message:
     )
 
 
-def record_success(delivery: Delivery, result: Result) -> str:
+def record_success(delivery: Delivery, result: Result, note: str = "") -> str:
     now = timezone.now()
     Delivery.objects.filter(pk=delivery.pk).update(
-        status=Status.SENT, sent_at=now, claimed_until=None, next_attempt_at=None, error="",
+        status=Status.SENT, sent_at=now, claimed_until=None, next_attempt_at=None, error=note,
         response_status=result.status, response_body=result.body[:EXCERPT_CHARS],
         remote_id=result.remote_id[:255],
     )
@@ -137,16 +189,19 @@ def record_success(delivery: Delivery, result: Result) -> str:
     ).update(consecutive_failures=0, failing=False, last_error="")
     add_timeline_entry(delivery, f"Sent to {delivery.destination.name}"
                        + (f" (HTTP {result.status})" if result.status else ""))
+    queue_next(delivery)
     return "sent"
 
 
-def record_failure(delivery: Delivery, error: DeliveryError) -> str:
+def record_failure(delivery: Delivery, error: DeliveryError, note: str = "") -> str:
     due = outbox.retry_or_fail(
-        Delivery, delivery, error, queue.schedule_retry, response_status=error.status,
-        response_body=error.body[:EXCERPT_CHARS],
+        Delivery, delivery, error, queue.schedule_retry, note=note,
+        response_status=error.status, response_body=error.body[:EXCERPT_CHARS],
     )
     if due is not None:
         return f"retry at {due.isoformat()}"
+    # Finally failed: the later events of the incident must not wait for it any longer.
+    queue_next(delivery)
     attempts = delivery.attempts
     note_destination_failure(delivery.destination, str(error))
     add_timeline_entry(
@@ -181,13 +236,29 @@ def add_timeline_entry(delivery: Delivery, message: str) -> None:
 
 
 def resend(delivery: Delivery) -> bool:
-    """Send a finished delivery again (same delivery id, so receivers can tell). Returns
-    False when it is still pending."""
+    """Send a finished delivery again (same delivery id, so receivers can tell), and after
+    it, in order, the later finished deliveries of its destination and incident: a trigger
+    re-sent alone after the resolve would reopen the incident on the other side for good.
+    Returns False, changing nothing, while it or a later one of the pair is still pending:
+    that one may be in flight, and the re-sent earlier event would then arrive after it."""
     with transaction.atomic():
-        reopened = outbox.reopen(Delivery, delivery.pk)
-        if reopened:
-            transaction.on_commit(lambda: queue.enqueue(delivery.pk))
-    return reopened
+        if delivery.incident_id is None:
+            rows = [delivery.pk]
+        else:
+            # The incident's row serialises this with its state changes, which insert new
+            # deliveries for the pair (and with other re-sends of the pair): a resolve
+            # recorded meanwhile is either seen here (pending, so refused) or inserted
+            # after this commits (so it waits behind the re-sent rows).
+            list(Incident.objects.select_for_update().filter(pk=delivery.incident_id)
+                 .values_list("pk", flat=True))
+            later = delivery.same_pair().filter(pk__gte=delivery.pk)
+            if later.filter(status=Status.PENDING).exists():
+                return False
+            rows = list(later.values_list("pk", flat=True))
+        if not outbox.reopen_all(Delivery, rows):
+            return False
+        transaction.on_commit(lambda: queue.enqueue(delivery.pk))
+    return True
 
 
 def send_test(destination: Destination, *, actor=None) -> Delivery:
@@ -204,7 +275,7 @@ def send_test(destination: Destination, *, actor=None) -> Delivery:
 
 def queue_due_deliveries(limit: int = 1000) -> int:
     """Sweeper: queue again the deliveries whose task was lost (see tocsin.outbox)."""
-    due = outbox.overdue_ids(Delivery, limit)
+    due = outbox.overdue_ids(Delivery, limit, waiting=Delivery.behind_earlier_pending())
     for delivery_id in due:
         queue.enqueue(delivery_id)
     return len(due)

@@ -1,7 +1,7 @@
 import uuid
 
 from django.db import models
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 
 
 class Destination(models.Model):
@@ -102,3 +102,27 @@ class Delivery(models.Model):
 
     def __str__(self):
         return f"{self.get_event_display()} → {self.destination.name}"
+
+    @classmethod
+    def behind_earlier_pending(cls) -> Exists:
+        """Filter expression: true for a delivery that must wait because an earlier delivery
+        of the same destination and incident is still pending (queued, in flight or waiting
+        to retry). A resolve that overtook a trigger being retried would leave the incident
+        open on the other side for good, so one pair's deliveries go out one at a time, in
+        the order they were recorded. Ids give that order: an incident's state changes are
+        serialised by its row, so the events' rows are inserted one after the other. Test
+        deliveries have no incident and never wait (NULL matches nothing).
+
+        Served by the index of the unique (destination, incident, event) constraint: a
+        pair has at most three rows."""
+        return Exists(cls.objects.filter(
+            destination_id=OuterRef("destination_id"), incident_id=OuterRef("incident_id"),
+            incident__isnull=False, pk__lt=OuterRef("pk"), status=cls.Status.PENDING,
+        ))
+
+    def same_pair(self) -> models.QuerySet:
+        """Every delivery of this delivery's destination and incident, in sending order."""
+        return Delivery.objects.filter(
+            destination_id=self.destination_id, incident_id=self.incident_id,
+            incident__isnull=False,
+        ).order_by("pk")

@@ -161,8 +161,10 @@ def test_an_expired_claim_is_picked_up_by_the_sweeper(service, http_sink, delive
         claimed_until=timezone.now() - timedelta(seconds=1),
         attempts=1,
     )
+    # Another incident's: one of the same incident would be queued when the lost one is sent.
+    other = lifecycle.open_incident(service=service, title="y", entity_id="f")
     fresh = Delivery.objects.create(
-        destination=Destination.objects.get(), incident=incident, event="resolved",
+        destination=Destination.objects.get(), incident=other, event="acknowledged",
         next_attempt_at=timezone.now(),
     )
     assert delivery.queue_due_deliveries() == 1  # the fresh one is still in the queue

@@ -1,7 +1,10 @@
 """Claiming deliveries under real parallelism, on PostgreSQL: however many workers pick up
-the same delivery at once, the remote side hears of it once."""
+the same delivery at once, the remote side hears of it once, and the events of one
+incident reach a destination in order."""
 
+import random
 import threading
+from collections import Counter
 from datetime import timedelta
 
 import pytest
@@ -12,6 +15,7 @@ from destinations import delivery
 from destinations.models import Delivery
 from incidents import lifecycle
 from tests.delivery_helpers import make_destination
+from tests.sinks import Reply
 
 pytestmark = [
     pytest.mark.django_db(transaction=True, serialized_rollback=True),
@@ -93,3 +97,53 @@ def test_parallel_state_changes_record_one_delivery_per_event(service, http_sink
 
     assert results.count(True) == 1
     assert Delivery.objects.filter(incident=incident, event="acknowledged").count() == 1
+
+
+def test_parallel_sweepers_send_a_burst_once_each_and_in_order_per_incident(
+    service, http_sink, monkeypatch, settings
+):
+    # Tasks run at once in the thread that queued them; retries are due at once and are
+    # picked up by the workers below (their one-off schedules are dropped).
+    monkeypatch.setattr("tocsin.taskqueue.async_task",
+                        lambda func, delivery_id, **k: delivery.send_delivery(delivery_id))
+    monkeypatch.setattr("tocsin.taskqueue.schedule", lambda *a, **k: None)
+    monkeypatch.setattr("tocsin.outbox.SWEEP_GRACE_SECONDS", 0)
+    monkeypatch.setattr("destinations.delivery.queue_pending", lambda *a: None)
+    settings.TOCSIN_DELIVERY_RETRY_BASE_SECONDS = 0
+    settings.TOCSIN_DELIVERY_MAX_ATTEMPTS = 20
+    randomly = random.Random(14)
+    http_sink.replies = [Reply(503 if randomly.random() < 0.4 else 200, {}) for _ in range(60)]
+    make_destination(service, "webhook", {"url": f"{http_sink.url}/hook"})
+    incidents = []
+    for n in range(6):
+        incident = lifecycle.open_incident(service=service, title=f"x{n}", entity_id=f"e{n}")
+        lifecycle.acknowledge(incident)
+        lifecycle.resolve(incident)
+        incidents.append(incident)
+    Delivery.objects.update(next_attempt_at=timezone.now() - timedelta(seconds=1))
+
+    def work():
+        # A task for every pending delivery, waiting ones included (each state change
+        # queues its deliveries at once), in any order, then the sweeper's round.
+        pending = list(Delivery.objects.filter(status="pending").values_list("pk", flat=True))
+        random.shuffle(pending)
+        for delivery_id in pending:
+            delivery.send_delivery(delivery_id)
+        delivery.queue_due_deliveries()
+
+    for _ in range(40):
+        if not Delivery.objects.filter(status="pending").exists():
+            break
+        in_parallel(work)
+
+    deliveries = Delivery.objects.all()
+    assert {d.status for d in deliveries} == {"sent"} and len(deliveries) == 18
+    # Every attempt was one request, and no request went out without its attempt's claim.
+    attempts = Counter(r.headers["x-tocsin-delivery"] for r in http_sink.requests)
+    assert attempts == {str(d.uuid): d.attempts for d in deliveries}
+    assert any(d.attempts > 1 for d in deliveries)  # the sink was flaky indeed
+    for incident in incidents:
+        events = [r.json["event"] for r in http_sink.requests
+                  if r.json["incident"]["id"] == incident.pk]
+        assert events == sorted(events, key=["triggered", "acknowledged", "resolved"].index)
+        assert events[-1] == "resolved"

@@ -502,7 +502,8 @@ def test_servicenow_update_without_a_record_creates_one_in_the_new_state(
         "instance_url": http_sink.url, "username": "u", "password": "p",
         "close_code": "Resolved by caller",
     })
-    http_sink.reply(Reply(500, {"error": {"message": "down"}}))  # the create is lost
+    # The create fails for good (a resolve waits for a create that is being retried).
+    http_sink.reply(Reply(400, {"error": {"message": "bad"}}))
     incident = lifecycle.open_incident(service=service, title="x", entity_id="e")
     http_sink.reply(Reply(200, {"result": []}),
                     Reply(201, {"result": servicenow_record("6")}))
