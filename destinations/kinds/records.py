@@ -14,9 +14,9 @@ created the record, and a plain retry would create a second one. So:
    attempt (or the next event) looks up before creating again.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Callable
 
 from django.conf import settings
 from django.db.models import Q
