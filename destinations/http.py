@@ -110,6 +110,9 @@ class Deadline:
             raise self.exceeded()
         return left
 
+    def passed(self) -> bool:
+        return time.monotonic() >= self.at
+
     def exceeded(self) -> DeliveryError:
         return DeliveryError(
             f"No complete answer within the delivery deadline of {self.seconds:g} s "
@@ -346,7 +349,8 @@ def _send_once(method: str, url: str, body: bytes | None, headers: dict,
     except http.client.InvalidURL as exc:
         raise DeliveryError(f"Invalid URL path for {parts.hostname}", permanent=True) from exc
     except (OSError, http.client.HTTPException) as exc:
-        if watchdog.fired:
+        # A step timeout set to the time left ends just as the deadline does.
+        if watchdog.fired or deadline.passed():
             raise deadline.exceeded() from exc
         reason = exc.__class__.__name__ + (f": {exc}" if str(exc) else "")
         raise DeliveryError(f"Could not reach {parts.hostname}: {reason}",
