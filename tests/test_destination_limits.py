@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from destinations import http
+from destinations import delivery, http
 from destinations.http import DeliveryError
 from destinations.models import Delivery
 from incidents import lifecycle
@@ -127,6 +127,19 @@ def test_a_slow_dns_answer_counts_towards_the_deadline(reachable, settings, sink
     assert caught.value.permanent is False
     assert time.monotonic() - started < 4
     assert sink.requests == []
+
+
+def test_a_send_test_in_the_web_request_stops_at_the_shorter_test_deadline(
+    reachable, settings, service, drip, deliver_inline, monkeypatch
+):
+    settings.TOCSIN_DELIVERY_DEADLINE_SECONDS = 30
+    monkeypatch.setattr(http, "TEST_SEND_DEADLINE_SECONDS", 1)
+    target = make_destination(service, "webhook", {"url": f"{drip.url}/hook"})
+    started = time.monotonic()
+    test = delivery.send_test(target)
+    assert time.monotonic() - started < 4
+    assert (test.status, test.attempts) == ("pending", 1)
+    assert "delivery deadline of 1 s" in test.error
 
 
 def test_a_test_send_gets_the_shorter_deadline_and_never_a_longer_one(settings):
