@@ -36,6 +36,7 @@ class TicketAPI:
     def __init__(self, kind: str):
         self.kind = kind
         self.records: dict[str, dict] = {}
+        self.created = 0
         self.requests: list[tuple[str, str]] = []
         self.stall_creates = 0  # creates stored but answered only after the test ends
         self.fail_creates = 0  # creates refused with a 503, storing nothing
@@ -82,8 +83,9 @@ class TicketAPI:
         return self.zendesk(method, path, query, body)
 
     def store(self, fields: dict) -> str:
-        record_id = (f"{len(self.records) + 1:032x}" if self.kind == "servicenow"
-                     else str(1000 + len(self.records)))
+        self.created += 1
+        record_id = (f"{self.created:032x}" if self.kind == "servicenow"
+                     else str(1000 + self.created))
         self.records[record_id] = fields
         return record_id
 
@@ -275,3 +277,21 @@ def test_each_destination_keeps_its_own_record(api, ticketing, service, deliver_
     kept = dict(RemoteRecord.objects.values_list("destination_id", "remote_id"))
     assert set(kept) == {ticketing.pk, other.pk}
     assert sorted(kept.values()) == sorted(api.records)
+
+
+def test_a_kept_record_deleted_on_the_remote_side_is_created_again_in_the_new_state(
+    api, ticketing, service, deliver_inline
+):
+    incident = lifecycle.open_incident(service=service, title="Disk full", entity_id="e")
+    [first] = api.records
+    del api.records[first]  # someone deleted it over there
+    api.requests.clear()
+
+    lifecycle.resolve(incident)
+    [second] = api.records
+    assert second != first
+    assert api.requests == [update(api.kind, first), FIND[api.kind], CREATE[api.kind]]
+    assert api.state(second) == RESOLVED[api.kind]
+    resolved = Delivery.objects.get(event="resolved")
+    assert (resolved.status, resolved.remote_id) == ("sent", second)
+    assert RemoteRecord.objects.get().remote_id == second

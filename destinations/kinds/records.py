@@ -7,7 +7,8 @@ created the record, and a plain retry would create a second one. So:
 1. Before creating, a RemoteRecord row for (destination, correlation id) is saved with a
    short claim, so no other send creates at the same time.
 2. When the row already has the remote id, the event updates that record. A trigger that
-   arrives after an acknowledge or resolve created the record has nothing left to do.
+   arrives after an acknowledge or resolve created the record has nothing left to do. A
+   record deleted on the remote side (404) is forgotten and handled as in 3.
 3. When the row exists without an id, an earlier create's outcome is unknown: the record is
    looked up by its correlation id first and adopted if found; only then is one created.
 4. The outcome is stored: the id once known; otherwise the claim is released so the next
@@ -48,19 +49,20 @@ def claim_seconds() -> float:
 
 def send_once(message: Message, key: str, remote: Remote) -> Result:
     record, fresh = record_for(message, key)
-    if not fresh and not record.remote_id and not take(record):
+    if record.remote_id:
+        result = update_kept(message, record, remote)
+        if result is not None:
+            return result
+    elif not fresh and not take(record):
         record.refresh_from_db()
         if not record.remote_id:
-            wait = (record.creating_until - timezone.now()).total_seconds()
+            wait = ((record.creating_until or timezone.now()) - timezone.now()).total_seconds()
             raise DeliveryError(
                 "Another delivery for this incident is creating its record; trying again "
                 "once that is over", permanent=False, retry_after=max(1.0, wait))
-    if record.remote_id:
-        if message.event in CREATE_EVENTS:
-            return Result(None, f"Record {record.remote_id} was already created by an earlier "
-                                "event; nothing to send", record.remote_id)
-        response = remote.update(record.remote_id)
-        return Result(response.status, response.text, record.remote_id)
+        result = update_kept(message, record, remote)
+        if result is not None:
+            return result
     # This send holds the claim from here on.
     try:
         # A fresh row means no create was tried before, so a trigger need not look.
@@ -83,6 +85,29 @@ def send_once(message: Message, key: str, remote: Remote) -> Result:
         return Result(None, f"Adopted record {remote_id}, created by an earlier attempt",
                       remote_id)
     return Result(response.status, response.text, remote_id)
+
+
+def update_kept(message: Message, record: RemoteRecord, remote: Remote) -> Result | None:
+    """Send the event to the record whose id was kept; None when that record is gone (a
+    404: deleted on the remote side), after which it is looked up and created like a new
+    one, as when the trigger never got through."""
+    if message.event in CREATE_EVENTS:
+        return Result(None, f"Record {record.remote_id} was already created by an earlier "
+                            "event; nothing to send", record.remote_id)
+    try:
+        response = remote.update(record.remote_id)
+    except DeliveryError as exc:
+        if exc.status != 404:
+            raise
+        # Only the send that still sees the old id forgets it, and then holds the claim.
+        if not RemoteRecord.objects.filter(pk=record.pk, remote_id=record.remote_id).update(
+                remote_id="", creating_until=timezone.now() + timedelta(
+                    seconds=claim_seconds()), updated_at=timezone.now()):
+            raise DeliveryError("The record changed while this send ran; trying again",
+                                permanent=False) from exc
+        record.remote_id = ""
+        return None
+    return Result(response.status, response.text, record.remote_id)
 
 
 def record_for(message: Message, key: str) -> tuple[RemoteRecord, bool]:
