@@ -25,7 +25,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from destinations import queue
+from destinations import http, queue
 from destinations.http import EXCERPT_CHARS, DeliveryError
 from destinations.kinds import kind_module
 from destinations.kinds.base import Message, Result
@@ -268,7 +268,8 @@ def send_test(destination: Destination, *, actor=None) -> Delivery:
         destination=destination, event=Delivery.Event.TEST, actor=str(actor or "")[:150],
         next_attempt_at=timezone.now(),
     )
-    send_delivery(delivery.pk)
+    with http.shorter_deadline(http.TEST_SEND_DEADLINE_SECONDS):
+        send_delivery(delivery.pk)
     delivery.refresh_from_db()
     return delivery
 

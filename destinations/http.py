@@ -1,8 +1,14 @@
 """The one HTTP client every destination kind sends through.
 
-It owns what must be the same for all kinds: the timeout, the private-address guard, the
-redirect rules, and how a response becomes success, a retryable error or a permanent one.
-Kinds build a request and read the response; they never open sockets themselves.
+It owns what must be the same for all kinds: the timeouts and the deadline, the
+private-address guard, the redirect rules, the response-size cap, and how a response becomes
+success, a retryable error or a permanent one. Kinds build a request and read the response;
+they never open sockets themselves.
+
+One deadline (TOCSIN_DELIVERY_DEADLINE_SECONDS) covers a whole send: DNS lookup, connect,
+request and the full response of every redirect hop. A per-read timeout alone is not
+enough: a server that drips one byte at a time never trips it and could hold a worker
+forever.
 
 The guard resolves the host name once, refuses the request if any resolved address is
 private, and then connects to exactly that vetted address (with the original host name in
@@ -15,14 +21,20 @@ import base64
 import http.client
 import ipaddress
 import json
+import re
 import socket
 import ssl
+import threading
+import time
+from contextlib import contextmanager, suppress
+from contextvars import ContextVar
 from dataclasses import dataclass, field
+from datetime import UTC
 from email.utils import parsedate_to_datetime
 from urllib.parse import urlencode, urljoin, urlsplit
 
 from django.conf import settings
-from django.utils import timezone
+from django.utils.http import parse_http_date
 
 USER_AGENT = "Tocsin/1.0 (+incident destinations)"
 REDIRECT_STATUSES = {301, 302, 303, 307, 308}
@@ -30,6 +42,14 @@ MAX_REDIRECTS = 3
 # Headers that carry a kind's credentials; dropped when a redirect leaves the origin.
 CREDENTIAL_HEADERS = {"authorization", "x-chatworktoken", "x-tocsin-signature"}
 EXCERPT_CHARS = 2000
+# Only this much of any response body is read: kinds need a few fields at most, and a huge
+# answer must not fill a worker's memory. The rest is dropped, not an error, unless a kind
+# has to parse the body (see Response.json).
+MAX_RESPONSE_BYTES = 64 * 1024
+# "Send test" runs in the person's web request, which should not hang for the full deadline.
+TEST_SEND_DEADLINE_SECONDS = 10
+# The deadline in force when a caller set a shorter one (see shorter_deadline).
+deadline_override: ContextVar[float | None] = ContextVar("deadline_override", default=None)
 
 
 class DeliveryError(Exception):
@@ -54,16 +74,107 @@ class Response:
     status: int
     body: bytes
     headers: dict = field(default_factory=dict)
+    # True when the body was longer than MAX_RESPONSE_BYTES and only its start was read.
+    truncated: bool = False
+    host: str = ""
 
     @property
     def text(self) -> str:
         return self.body.decode("utf-8", "replace")
 
     def json(self):
+        """The body as JSON, None when it is not JSON. A cut body cannot be parsed, and
+        guessing would be worse than saying so."""
+        if self.truncated:
+            raise DeliveryError(
+                f"The answer from {self.host or 'the destination'} (HTTP {self.status}) is "
+                f"larger than {MAX_RESPONSE_BYTES // 1024} KB, so Tocsin cannot read it; "
+                "check the destination's URL", permanent=True, status=self.status,
+                body=self.text[:EXCERPT_CHARS])
         try:
             return json.loads(self.body or b"null")
         except ValueError:
             return None
+
+
+class Deadline:
+    """The moment by which a whole send must be over."""
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+        self.at = time.monotonic() + seconds
+
+    def remaining(self) -> float:
+        left = self.at - time.monotonic()
+        if left <= 0:
+            raise self.exceeded()
+        return left
+
+    def passed(self) -> bool:
+        return time.monotonic() >= self.at
+
+    def exceeded(self) -> DeliveryError:
+        return DeliveryError(
+            f"No complete answer within the delivery deadline of {self.seconds:g} s "
+            "(DNS lookup, connect and the full response)", permanent=False)
+
+
+@contextmanager
+def shorter_deadline(seconds: float):
+    """Sends inside this block get at most ``seconds`` (never more than the setting)."""
+    token = deadline_override.set(min(seconds, settings.TOCSIN_DELIVERY_DEADLINE_SECONDS))
+    try:
+        yield
+    finally:
+        deadline_override.reset(token)
+
+
+def current_deadline() -> Deadline:
+    seconds = deadline_override.get()
+    return Deadline(seconds if seconds is not None
+                    else settings.TOCSIN_DELIVERY_DEADLINE_SECONDS)
+
+
+class Watchdog:
+    """Shuts the connection's socket down when the deadline passes, whatever the send is
+    blocked on (TLS handshake, headers, a dripping body); the blocked read then ends at once.
+
+    It shuts down a duplicate of the socket's file descriptor: shutdown acts on the
+    connection itself, and the duplicate stays valid while a TLS wrapper replaces the
+    original socket object. The lock keeps it from touching a descriptor already closed
+    (and perhaps reused) after the send ended.
+    """
+
+    def __init__(self, deadline: Deadline):
+        self.deadline = deadline
+        self.lock = threading.Lock()
+        self.sock = None
+        self.fired = False
+        self.stopped = False
+        self.timer = threading.Timer(max(0.0, deadline.at - time.monotonic()), self.fire)
+        self.timer.daemon = True
+        self.timer.start()
+
+    def watch(self, sock: socket.socket) -> None:
+        with self.lock:
+            if self.fired:
+                sock.close()
+                raise self.deadline.exceeded()
+            self.sock = socket.fromfd(sock.fileno(), sock.family, sock.type)
+
+    def fire(self) -> None:
+        with self.lock:
+            self.fired = True
+            if self.sock is not None and not self.stopped:
+                with suppress(OSError):
+                    self.sock.shutdown(socket.SHUT_RDWR)
+
+    def stop(self) -> None:
+        self.timer.cancel()
+        with self.lock:
+            self.stopped = True
+            if self.sock is not None:
+                self.sock.close()
 
 
 # IPv6 prefixes whose last 32 bits are an IPv4 address the packets end up at: NAT64's
@@ -90,11 +201,33 @@ def is_public_address(address: str) -> bool:
     return ip.is_global and not ip.is_multicast
 
 
-def resolve(host: str, port: int) -> tuple[int, str]:
+def lookup(host: str, port: int, deadline: Deadline) -> list:
+    """getaddrinfo bounded by the deadline. The system resolver has no timeout of its own,
+    so it runs in a thread the send stops waiting for; a lookup that never ends only keeps
+    that small thread, not the worker."""
+    outcome = {}
+
+    def run():
+        try:
+            outcome["infos"] = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except Exception as exc:  # handed to the waiting send below
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=run, name=f"resolve {host}", daemon=True)
+    thread.start()
+    thread.join(deadline.remaining())
+    if thread.is_alive():
+        raise deadline.exceeded()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["infos"]
+
+
+def resolve(host: str, port: int, deadline: Deadline | None = None) -> tuple[int, str]:
     """Resolve ``host`` and return the (family, address) to connect to, refusing private
     addresses unless TOCSIN_ALLOW_PRIVATE_DESTINATIONS is on."""
     try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        infos = lookup(host, port, deadline or current_deadline())
     except socket.gaierror as exc:
         raise DeliveryError(f"Cannot resolve {host}: {exc.strerror}", permanent=False) from exc
     if not settings.TOCSIN_ALLOW_PRIVATE_DESTINATIONS:
@@ -111,55 +244,103 @@ def resolve(host: str, port: int) -> tuple[int, str]:
 
 
 class PinnedHTTPConnection(http.client.HTTPConnection):
-    """Connects to an address chosen beforehand, whatever the host name says."""
+    """Connects to an address chosen beforehand, whatever the host name says, and puts the
+    socket under the send's watchdog."""
 
-    def __init__(self, host, port, *, address, timeout):
+    def __init__(self, host, port, *, address, timeout, watchdog):
         super().__init__(host, port, timeout=timeout)
         self.pinned_address = address
+        self.watchdog = watchdog
+
+    def open_socket(self):
+        timeout = min(self.timeout, self.watchdog.deadline.remaining())
+        sock = socket.create_connection((self.pinned_address, self.port), timeout)
+        self.watchdog.watch(sock)
+        return sock
 
     def connect(self):
-        self.sock = socket.create_connection((self.pinned_address, self.port), self.timeout)
+        self.sock = self.open_socket()
 
 
-class PinnedHTTPSConnection(http.client.HTTPSConnection):
-    def __init__(self, host, port, *, address, timeout):
-        super().__init__(host, port, timeout=timeout, context=ssl.create_default_context())
+class PinnedHTTPSConnection(PinnedHTTPConnection, http.client.HTTPSConnection):
+    def __init__(self, host, port, *, address, timeout, watchdog):
+        http.client.HTTPSConnection.__init__(self, host, port, timeout=timeout,
+                                             context=ssl.create_default_context())
         self.pinned_address = address
+        self.watchdog = watchdog
 
     def connect(self):
-        sock = socket.create_connection((self.pinned_address, self.port), self.timeout)
-        self.sock = self._context.wrap_socket(sock, server_hostname=self.host)
+        self.sock = self._context.wrap_socket(self.open_socket(), server_hostname=self.host)
+
+
+DELAY_SECONDS = re.compile(r"[0-9]+")
 
 
 def retry_after_seconds(value: str | None) -> float | None:
+    """Seconds to wait from a Retry-After header (RFC 9110 10.2.3: delay-seconds or an
+    HTTP date), capped at TOCSIN_DELIVERY_RETRY_MAX_SECONDS; None when it says nothing
+    usable, so the normal backoff applies. Never raises: a remote's odd header must not
+    turn a retryable answer into a failed delivery."""
+    value = (value or "").strip()
     if not value:
         return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
+    ceiling = float(settings.TOCSIN_DELIVERY_RETRY_MAX_SECONDS)
+    if DELAY_SECONDS.fullmatch(value):
+        # Compared as text first: int() refuses strings of thousands of digits.
+        return ceiling if len(value) > 12 else min(float(value), ceiling)
+    when = http_date_timestamp(value)
+    if when is None:
+        return None
+    return min(max(0.0, when - time.time()), ceiling)
+
+
+def http_date_timestamp(value: str) -> float | None:
+    """An HTTP date in any of the three forms RFC 9110 5.6.7 accepts (IMF-fixdate, RFC 850,
+    asctime), or an RFC 5322 date with a numeric zone, as a Unix timestamp."""
+    try:
+        return float(parse_http_date(value))
+    except ValueError:
+        pass
     try:
         when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
-    return max(0.0, (when - timezone.now()).total_seconds())
+    if when.tzinfo is None:
+        # "-0000" gives a naive datetime (RFC 5322 reads it as "zone unknown"); HTTP dates
+        # are always UTC, so that is what it means here.
+        when = when.replace(tzinfo=UTC)
+    try:
+        return when.timestamp()
+    except (ValueError, OverflowError):
+        return None
 
 
 def _send_once(method: str, url: str, body: bytes | None, headers: dict,
-               timeout: float) -> Response:
+               deadline: Deadline) -> Response:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise DeliveryError(f"Not an http(s) URL: {url!r}", permanent=True)
     port = parts.port or (443 if parts.scheme == "https" else 80)
-    _, address = resolve(parts.hostname, port)
+    _, address = resolve(parts.hostname, port, deadline)
     connection_class = PinnedHTTPSConnection if parts.scheme == "https" else PinnedHTTPConnection
-    connection = connection_class(parts.hostname, port, address=address, timeout=timeout)
+    watchdog = Watchdog(deadline)
+    connection = connection_class(parts.hostname, port, address=address, watchdog=watchdog,
+                                  timeout=settings.TOCSIN_DELIVERY_TIMEOUT_SECONDS)
     path = parts.path or "/"
     if parts.query:
         path += "?" + parts.query
     try:
         connection.request(method, path, body=body, headers=headers)
         raw = connection.getresponse()
-        return Response(raw.status, raw.read(), {k.lower(): v for k, v in raw.getheaders()})
+        content = raw.read(MAX_RESPONSE_BYTES + 1)
+        if watchdog.fired:
+            # A cut connection can look like a short, complete body; it is not one.
+            raise deadline.exceeded()
+        return Response(raw.status, content[:MAX_RESPONSE_BYTES],
+                        {k.lower(): v for k, v in raw.getheaders()},
+                        truncated=len(content) > MAX_RESPONSE_BYTES, host=parts.hostname)
+    except DeliveryError:
+        raise
     except ValueError as exc:
         # http.client refuses a header value with a line break with a message that quotes
         # the value: never pass that on, it may hold a credential.
@@ -168,10 +349,14 @@ def _send_once(method: str, url: str, body: bytes | None, headers: dict,
     except http.client.InvalidURL as exc:
         raise DeliveryError(f"Invalid URL path for {parts.hostname}", permanent=True) from exc
     except (OSError, http.client.HTTPException) as exc:
+        # A step timeout set to the time left ends just as the deadline does.
+        if watchdog.fired or deadline.passed():
+            raise deadline.exceeded() from exc
         reason = exc.__class__.__name__ + (f": {exc}" if str(exc) else "")
         raise DeliveryError(f"Could not reach {parts.hostname}: {reason}",
                             permanent=False) from exc
     finally:
+        watchdog.stop()
         connection.close()
 
 
@@ -203,9 +388,9 @@ def request(method: str, url: str, *, json_body=None, form: dict | None = None,
 
 def send_raw(method: str, url: str, body: bytes | None, headers: dict, *,
              allow_statuses: tuple = ()) -> Response:
-    timeout = settings.TOCSIN_DELIVERY_TIMEOUT_SECONDS
+    deadline = current_deadline()
     for _ in range(MAX_REDIRECTS + 1):
-        response = _send_once(method, url, body, headers, timeout)
+        response = _send_once(method, url, body, headers, deadline)
         if response.status in REDIRECT_STATUSES and response.headers.get("location"):
             target = urljoin(url, response.headers["location"])
             if origin(target) != origin(url):

@@ -126,3 +126,34 @@ class Delivery(models.Model):
             destination_id=self.destination_id, incident_id=self.incident_id,
             incident__isnull=False,
         ).order_by("pk")
+
+class RemoteRecord(models.Model):
+    """The record a ticketing kind (ServiceNow, Zendesk) keeps for one incident at one
+    destination. Saved before the create is sent, so a retry after an unknown outcome knows
+    to look the record up first; the remote id is kept once known, so later events update
+    that record and nothing creates a second one. See destinations/kinds/records.py."""
+
+    destination = models.ForeignKey(
+        Destination, on_delete=models.CASCADE, related_name="remote_records"
+    )
+    incident = models.ForeignKey(
+        "incidents.Incident", null=True, blank=True, on_delete=models.CASCADE,
+        related_name="+",
+    )
+    # The correlation id sent with the create (ServiceNow correlation_id, Zendesk
+    # external_id), which the remote side can be searched by.
+    key = models.CharField(max_length=200)
+    remote_id = models.CharField(max_length=255, blank=True)
+    # A send is creating the record until this time; a crashed one's claim simply expires.
+    creating_until = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["destination", "key"],
+                                    name="one_remote_record_per_destination_key"),
+        ]
+
+    def __str__(self):
+        return f"{self.key} → {self.remote_id or '(unknown)'}"

@@ -449,7 +449,7 @@ def servicenow_record(state):
     return {"sys_id": SYS_ID, "number": "INC0010023", "state": state}
 
 
-def test_servicenow_creates_an_incident_then_finds_it_by_correlation_id_to_update(
+def test_servicenow_creates_an_incident_once_then_updates_it_by_the_kept_sys_id(
     service, http_sink, deliver_inline
 ):
     destination(service, "servicenow", {
@@ -457,23 +457,17 @@ def test_servicenow_creates_an_incident_then_finds_it_by_correlation_id_to_updat
         "password": "pw", "assignment_group": "Service Desk",
     })
     http_sink.reply(
-        Reply(201, {"result": servicenow_record("1")}),
-        Reply(200, {"result": [{"sys_id": SYS_ID}]}),
+        Reply(201, {"result": {"sys_id": SYS_ID}}),
         Reply(200, {"result": servicenow_record("2")}),
-        Reply(200, {"result": [{"sys_id": SYS_ID}]}),
         Reply(200, {"result": servicenow_record("6")}),
     )
     incident = open_ack_resolve(service)
 
     key = f"tocsin-{incident.unique_id}"
     url = incident_url(incident)
-    lookup = {"sysparm_query": f"correlation_id={key}", "sysparm_fields": "sys_id",
-              "sysparm_limit": "1"}
     assert [(r.method, r.path, r.query) for r in http_sink.requests] == [
-        ("POST", "/api/now/table/incident", {}),
-        ("GET", "/api/now/table/incident", lookup),
+        ("POST", "/api/now/table/incident", {"sysparm_fields": "sys_id"}),
         ("PATCH", f"/api/now/table/incident/{SYS_ID}", {}),
-        ("GET", "/api/now/table/incident", lookup),
         ("PATCH", f"/api/now/table/incident/{SYS_ID}", {}),
     ]
     for request in http_sink.requests:
@@ -486,9 +480,9 @@ def test_servicenow_creates_an_incident_then_finds_it_by_correlation_id_to_updat
         "correlation_id": key, "correlation_display": "Tocsin",
         "urgency": "1", "impact": "1", "assignment_group": "Service Desk",
     }
-    assert http_sink.requests[2].json == {"state": "2",
+    assert http_sink.requests[1].json == {"state": "2",
                                           "work_notes": "Acknowledged in Tocsin by rita"}
-    assert http_sink.requests[4].json == {
+    assert http_sink.requests[2].json == {
         "state": "6", "close_code": "Solution provided",
         "close_notes": f"Resolved in Tocsin by rita: {url}",
     }
@@ -520,7 +514,7 @@ def test_servicenow_update_without_a_record_creates_one_in_the_new_state(
 # --- Zendesk ------------------------------------------------------------------------------
 
 
-def test_zendesk_creates_a_ticket_then_finds_it_by_external_id_to_open_and_solve_it(
+def test_zendesk_creates_a_ticket_once_then_opens_and_solves_it_by_the_kept_id(
     service, http_sink, deliver_inline
 ):
     destination(service, "zendesk", {"api_url": http_sink.url, "email": "agent@example.com",
@@ -528,9 +522,7 @@ def test_zendesk_creates_a_ticket_then_finds_it_by_external_id_to_open_and_solve
     ticket = {"id": 35436, "status": "new"}
     http_sink.reply(
         Reply(201, {"ticket": ticket}),
-        Reply(200, {"tickets": [ticket], "count": 1, "next_page": None}),
         Reply(200, {"ticket": {**ticket, "status": "open"}}),
-        Reply(200, {"tickets": [ticket], "count": 1, "next_page": None}),
         Reply(200, {"ticket": {**ticket, "status": "solved"}}),
     )
     incident = open_ack_resolve(service)
@@ -539,9 +531,7 @@ def test_zendesk_creates_a_ticket_then_finds_it_by_external_id_to_open_and_solve
     url = incident_url(incident)
     assert [(r.method, r.path, r.query) for r in http_sink.requests] == [
         ("POST", "/api/v2/tickets.json", {}),
-        ("GET", "/api/v2/tickets.json", {"external_id": key}),
         ("PUT", "/api/v2/tickets/35436.json", {}),
-        ("GET", "/api/v2/tickets.json", {"external_id": key}),
         ("PUT", "/api/v2/tickets/35436.json", {}),
     ]
     for request in http_sink.requests:
@@ -553,10 +543,10 @@ def test_zendesk_creates_a_ticket_then_finds_it_by_external_id_to_open_and_solve
         "external_id": key, "type": "incident", "priority": "urgent",
         "tags": ["tocsin", "tocsin_triggered"], "group_id": 360001,
     }
-    assert http_sink.requests[2].json == {"ticket": {
+    assert http_sink.requests[1].json == {"ticket": {
         "status": "open",
         "comment": {"body": f"Acknowledged in Tocsin by rita: {url}", "public": False}}}
-    assert http_sink.requests[4].json == {"ticket": {
+    assert http_sink.requests[2].json == {"ticket": {
         "status": "solved",
         "comment": {"body": f"Resolved in Tocsin by rita: {url}", "public": False}}}
     assert_all_sent(incident, [201, 200, 200], ["35436"] * 3)

@@ -74,6 +74,8 @@ TOCSIN_PREVIEW_MAX_PAYLOAD_BYTES = env_int("TOCSIN_PREVIEW_MAX_PAYLOAD_BYTES", 2
 # 5xx and 429 are retried with exponential backoff from RETRY_BASE up to RETRY_MAX
 # seconds), and after how many failed deliveries in a row a destination is marked failing.
 TOCSIN_DELIVERY_TIMEOUT_SECONDS = env_int("TOCSIN_DELIVERY_TIMEOUT_SECONDS", 10)
+# One send (DNS, connect, the full response of every redirect hop) never takes longer.
+TOCSIN_DELIVERY_DEADLINE_SECONDS = env_int("TOCSIN_DELIVERY_DEADLINE_SECONDS", 30)
 TOCSIN_DELIVERY_MAX_ATTEMPTS = env_int("TOCSIN_DELIVERY_MAX_ATTEMPTS", 8)
 TOCSIN_DELIVERY_RETRY_BASE_SECONDS = env_int("TOCSIN_DELIVERY_RETRY_BASE_SECONDS", 15)
 TOCSIN_DELIVERY_RETRY_MAX_SECONDS = env_int("TOCSIN_DELIVERY_RETRY_MAX_SECONDS", 3600)

@@ -1,5 +1,15 @@
 """Mattermost incoming webhook. It accepts Slack's attachment format, plus a channel
-override and Markdown text."""
+override and Markdown text.
+
+Mattermost renders the text, attachment titles, texts and field values as Markdown and
+turns @-words into notifications, so every text a sender controls (an alert's title,
+summary, service…) is neutralised: Markdown punctuation is backslash-escaped (no links,
+images, emphasis or code from an alert), '<', '>' and '&' become entities as for Slack, and
+a zero-width space after each '@' and inside '://' and 'www.' keeps @channel, @all, @here,
+@user and bare URLs from pinging people or becoming links, while reading the same.
+"""
+
+import re
 
 from destinations import http
 from destinations.kinds import slack
@@ -11,10 +21,23 @@ FIELDS = [
     Field("username", required=False, help="Overrides the webhook's display name."),
 ]
 
+# Links and images ([x](url), ![x](url)), emphasis, code, strike-through and channel links
+# (~town-square), tables and headings.
+MARKDOWN = re.compile(r"([\\`*_~\[\]()!#|])")
+ZWSP = "\u200b"  # zero-width space
+WWW = re.compile(r"\b(www)\.", re.IGNORECASE)
+
+
+def escape(text: str) -> str:
+    text = slack.escape(MARKDOWN.sub(r"\\\1", str(text)))
+    # Mentions and autolinks need no Markdown syntax, so escaping cannot stop them.
+    text = text.replace("@", "@" + ZWSP).replace("://", ":" + ZWSP + "//")
+    return WWW.sub(r"\1" + ZWSP + ".", text)
+
 
 def build(message: Message) -> dict:
-    payload = slack.build(message)
-    payload["text"] = f"**{message.headline_escaped(slack.escape)}** [Open incident]({message.url})"
+    payload = slack.build(message, escape=escape)
+    payload["text"] = f"**{message.headline_escaped(escape)}** [Open incident]({message.url})"
     if message.config.get("channel"):
         payload["channel"] = message.config["channel"]
     return payload

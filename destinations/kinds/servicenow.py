@@ -1,11 +1,13 @@
-"""ServiceNow Table API: one incident record per Tocsin incident, found again by its
-correlation id. Acknowledge moves it to In Progress, resolve to Resolved with close notes.
+"""ServiceNow Table API: one incident record per Tocsin incident. Acknowledge moves it to
+In Progress, resolve to Resolved with close notes.
 
-The record is looked up by correlation_id before every update rather than remembered, so
-an update still lands when the create was made by an earlier attempt or by hand.
+The record is created once (destinations/kinds/records.py): its sys_id is kept and later
+events PATCH it; when an earlier create's outcome is unknown, or an update finds no kept
+sys_id, the record is looked up by correlation_id first and adopted if found.
 """
 
 from destinations import http
+from destinations.kinds import records
 from destinations.kinds.base import SECRET, URL, Field, Message, Result
 
 FIELDS = [
@@ -49,26 +51,34 @@ def update_body(message: Message) -> dict:
 
 
 def find(message: Message, auth) -> str:
+    # The oldest first: should duplicates exist (made by hand, or before Tocsin kept ids),
+    # every event keeps landing on the same one.
     response = http.request(
         "GET", message.config["instance_url"] + TABLE, auth=auth,
-        params={"sysparm_query": f"correlation_id={correlation_id(message)}",
+        params={"sysparm_query": f"correlation_id={correlation_id(message)}"
+                                 "^ORDERBYsys_created_on",
                 "sysparm_fields": "sys_id", "sysparm_limit": "1"},
     )
-    records = (response.json() or {}).get("result") or []
-    return records[0]["sys_id"] if records else ""
+    found = (response.json() or {}).get("result") or []
+    return str(found[0].get("sys_id") or "") if found else ""
 
 
 def send(message: Message) -> Result:
     auth = (message.config["username"], message.config["password"])
     base = message.config["instance_url"] + TABLE
-    sys_id = "" if message.event in ("triggered", "test") else find(message, auth)
-    if not sys_id:
+
+    def create():
         body = create_body(message)
         if message.event in ("acknowledged", "resolved"):
             body.update(update_body(message))
-        response = http.request("POST", base, json_body=body, auth=auth)
-        sys_id = ((response.json() or {}).get("result") or {}).get("sys_id", "")
-    else:
-        response = http.request("PATCH", f"{base}/{sys_id}", json_body=update_body(message),
-                                auth=auth)
-    return Result(response.status, response.text, sys_id)
+        # Only the sys_id is needed back, not the whole record.
+        response = http.request("POST", base, json_body=body, auth=auth,
+                                params={"sysparm_fields": "sys_id"})
+        return response, str(((response.json() or {}).get("result") or {}).get("sys_id") or "")
+
+    def update(sys_id):
+        return http.request("PATCH", f"{base}/{sys_id}", json_body=update_body(message),
+                            auth=auth)
+
+    return records.send_once(message, correlation_id(message), records.Remote(
+        find=lambda: find(message, auth), create=create, update=update))

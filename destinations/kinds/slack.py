@@ -18,7 +18,7 @@ COLORS = {"triggered": "#d92d20", "acknowledged": "#f79009", "resolved": "#12b76
 
 def escape(text: str) -> str:
     """Slack's control characters: an alert title like "<!channel>" or "<https://x|y>"
-    must show as text, not ping a channel or fake a link. Mattermost reads the same."""
+    must show as text, not ping a channel or fake a link."""
     return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
@@ -32,7 +32,9 @@ def facts(message: Message) -> list[tuple[str, str]]:
     return rows
 
 
-def build(message: Message) -> dict:
+def build(message: Message, escape=escape) -> dict:
+    """The payload, with every text a sender controls passed through ``escape`` (the
+    Mattermost kind reuses this with its own)."""
     headline = message.headline_escaped(escape)
     payload = {
         "text": f"{headline} <{message.url}|Open incident>",

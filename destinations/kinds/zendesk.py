@@ -1,7 +1,13 @@
-"""Zendesk Tickets API: one ticket per incident, found again by its external id. Acknowledge
-reopens it as 'open' with an internal note, resolve marks it 'solved'."""
+"""Zendesk Tickets API: one ticket per incident. Acknowledge reopens it as 'open' with an
+internal note, resolve marks it 'solved'.
+
+The ticket is created once (destinations/kinds/records.py): its id is kept and later events
+update it; when an earlier create's outcome is unknown, or an update finds no kept id, the
+ticket is looked up by external_id (List Tickets, ?external_id=) first and adopted if found.
+"""
 
 from destinations import http
+from destinations.kinds import records
 from destinations.kinds.base import SECRET, URL, Field, Message, Result
 
 FIELDS = [
@@ -46,16 +52,24 @@ def send(message: Message) -> Result:
     config = message.config
     auth = (f"{config['email']}/token", config["api_token"])
     base = f"{config['api_url']}/api/v2/tickets"
-    ticket_id = ""
-    if message.event in STATUSES:
+
+    def find():
+        # External ids need not be unique in Zendesk; the oldest ticket wins, so every event
+        # keeps landing on the same one.
         found = http.request("GET", f"{base}.json", auth=auth,
                              params={"external_id": external_id(message)})
-        tickets = (found.json() or {}).get("tickets") or []
-        ticket_id = str(tickets[0]["id"]) if tickets else ""
-    if ticket_id:
-        response = http.request("PUT", f"{base}/{ticket_id}.json", json_body=update_body(message),
+        ids = [ticket.get("id") for ticket in (found.json() or {}).get("tickets") or []]
+        ids = [i for i in ids if isinstance(i, int)]
+        return str(min(ids)) if ids else ""
+
+    def create():
+        response = http.request("POST", f"{base}.json", json_body=create_body(message),
                                 auth=auth)
-    else:
-        response = http.request("POST", f"{base}.json", json_body=create_body(message), auth=auth)
-        ticket_id = str(((response.json() or {}).get("ticket") or {}).get("id", ""))
-    return Result(response.status, response.text, ticket_id)
+        return response, str(((response.json() or {}).get("ticket") or {}).get("id") or "")
+
+    def update(ticket_id):
+        return http.request("PUT", f"{base}/{ticket_id}.json", json_body=update_body(message),
+                            auth=auth)
+
+    return records.send_once(message, external_id(message),
+                             records.Remote(find=find, create=create, update=update))
