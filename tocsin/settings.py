@@ -28,6 +28,9 @@ TOCSIN_INCOMING_WEBHOOK_MAX_BODY_BYTES = env_int(
 TOCSIN_DEFAULT_RATE_LIMIT_PER_MINUTE = env_int("TOCSIN_DEFAULT_RATE_LIMIT_PER_MINUTE", 600)
 TOCSIN_EVENT_RETENTION_DAYS = env_int("TOCSIN_EVENT_RETENTION_DAYS", 7)
 TOCSIN_REQUEUE_AFTER_SECONDS = env_int("TOCSIN_REQUEUE_AFTER_SECONDS", 300)
+# Attempts at processing one inbound event (a timed-out one counts) before it is failed
+# with its last error; reprocessing it from the admin or API gives it a fresh budget.
+TOCSIN_EVENT_MAX_ATTEMPTS = max(1, env_int("TOCSIN_EVENT_MAX_ATTEMPTS", 5))
 
 # Destinations: per-request timeout, how many attempts a delivery gets (network errors,
 # 5xx and 429 are retried with exponential backoff from RETRY_BASE up to RETRY_MAX
