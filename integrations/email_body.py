@@ -91,6 +91,9 @@ LINE_TAGS = {"br", "p", "div", "tr", "li", "table", "ul", "ol", "pre", "blockquo
              "h1", "h2", "h3", "h4", "h5", "h6", "hr"}
 CELL_TAGS = {"td", "th"}
 HIDDEN_TAGS = {"script", "style", "head", "title"}
+# A `<` that opens a tag, an end tag, a comment, a doctype or a processing instruction;
+# any other `<` is text.
+TAG_START = re.compile(r"<(?:/?[A-Za-z]|[!?])")
 TAG_NAME = re.compile(r"(/?)([A-Za-z][A-Za-z0-9]*)")
 HIDDEN_END = {tag: re.compile(f"</{tag}", re.IGNORECASE) for tag in HIDDEN_TAGS}
 WHITESPACE = re.compile(r"\s+")
@@ -111,20 +114,17 @@ def html_to_text(source: str) -> str:
     chunks: list[str] = []
     position, size = 0, len(source)
     while position < size:
-        start = source.find("<", position)
-        if start == -1:
+        found = TAG_START.search(source, position)
+        if found is None:
             chunks.append(html_text(source[position:]))
             break
+        start = found.start()
         chunks.append(html_text(source[position:start]))
         if source.startswith("<!--", start):
             end = source.find("-->", start + 4)
             position = size if end == -1 else end + 3
             continue
         name = TAG_NAME.match(source, start + 1)
-        if name is None and not source.startswith(("<!", "<?"), start):
-            chunks.append("<")
-            position = start + 1
-            continue
         end = source.find(">", start + 1)
         if end == -1:
             # No tag can close anywhere after this point: the rest is text.
