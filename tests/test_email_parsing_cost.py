@@ -51,8 +51,9 @@ def test_parse_time_grows_linearly_with_the_size_of_the_mail(shape):
     small, large = parse_seconds(shape(40_000)), parse_seconds(shape(320_000))
     # A 320 KB mail parses in well under 2 s (quadratic parsing took minutes) …
     assert large < 2
-    # … and 8 times the size costs nowhere near the 64 times of quadratic growth.
-    assert large < 32 * max(small, 0.001)
+    # … and 8 times the size costs nowhere near the 64 times of quadratic growth. (Times of
+    # a few milliseconds are noise, so the smaller one counts as at least 20 ms.)
+    assert large < 32 * max(small, 0.02)
 
 
 def test_the_key_and_value_of_a_line_are_read_as_before():
