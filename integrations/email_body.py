@@ -69,6 +69,8 @@ class BoundedHeaders(Compat32):
 
 
 def parse_message(raw: bytes) -> EmailMessage:
+    """The message with structured headers (addresses), as ingest reads it to route it.
+    The worker reads alert fields with read_message instead."""
     return BytesParser(policy=policy.default).parsebytes(raw)
 
 
