@@ -1,30 +1,48 @@
 """Turning a stored inbound event into an alert, and the alert into incident changes.
 
-Runs in django-q2 workers. The event row is locked (PostgreSQL: FOR UPDATE SKIP LOCKED;
-SQLite: the IMMEDIATE transaction) for the whole of its processing, so a duplicate task
-for the same event finds it locked or finished and does nothing; a worker that dies
-mid-way releases the lock with its connection and leaves the event queued.
+Runs in django-q2 workers, in three steps:
+
+1. The attempt is counted, in its own committed UPDATE, before any work: an attempt that
+   never finishes (the task timeout killed it, the worker died) still counts, so an event
+   that cannot be processed fails with its cause after TOCSIN_EVENT_MAX_ATTEMPTS instead of
+   being re-queued forever (docs/architecture.md).
+2. The body is parsed, mapped and run through the rules without any lock held: that is
+   the slow part (a large mail, many rules), and on SQLite a worker holding the write lock
+   meanwhile made concurrent ingest fail with "database is locked".
+3. One short transaction locks the event (PostgreSQL: FOR UPDATE SKIP LOCKED; SQLite: the
+   IMMEDIATE transaction), checks it is still queued, stores the alert and routes it. A
+   duplicate task for the same event finds it locked or finished and does nothing; a
+   worker that dies mid-way releases the lock with its connection and leaves it queued.
 """
 
 import logging
 
+from django.conf import settings
 from django.db import DatabaseError, IntegrityError, InterfaceError, OperationalError, transaction
-from django.db.models import Q
+from django.db.models import F, Value
+from django.db.models.functions import Lower
 from django.utils import timezone
 
 from incidents import lifecycle
 from incidents.models import SLA, EscalationPolicy, Incident, Priority, Tag, TimelineEntry
-from integrations import email_body, generic, incoming, mapping, rules
+from integrations import email_body, generic, incoming, mapping, rules, storable
 from integrations.models import INCIDENT_OPENING_TYPES, Alert, AlertType, InboundEvent, Integration
 from integrations.signals import alert_opened_incident
 
 logger = logging.getLogger(__name__)
 
-# Transient database trouble: leave the event queued for a retry instead of failing it.
+# Transient database trouble: leave the event queued for a retry (within its budget of
+# attempts) instead of failing it at once.
 TRANSIENT_ERRORS = (OperationalError, InterfaceError)
+ERROR_LIMIT = 5000
+# Tag names are looked up this many at a time: one IN list each, well inside SQLite's
+# limit on bound variables (999 before SQLite 3.32).
+TAG_CHUNK = 500
 
 # Stands for "the integration's saved mapping" where a preview may pass an unsaved one.
 SAVED = object()
+
+QUEUED = InboundEvent.Status.QUEUED
 
 
 class ProcessingError(Exception):
@@ -32,26 +50,34 @@ class ProcessingError(Exception):
 
 
 def process_event(event_id: int) -> str:
+    if not start_attempt(event_id):
+        return "failed" if give_up(event_id) else "skipped"
     try:
+        event = InboundEvent.objects.select_related("integration").get(pk=event_id)
+        alert = build_alert(event)
         with transaction.atomic():
-            event = (
+            locked = (
                 InboundEvent.objects.select_for_update(skip_locked=True, of=("self",))
                 .select_related("integration__service")
-                .filter(pk=event_id, status=InboundEvent.Status.QUEUED)
+                .filter(pk=event_id, status=QUEUED)
                 .first()
             )
-            if event is None:
+            if locked is None:
                 return "skipped"
-            alert = build_alert(event)
+            if locked.integration is None:
+                raise ProcessingError("The integration of this event no longer exists.")
+            alert.integration = locked.integration
+            alert.inbound_event = locked
+            alert.save(force_insert=True)
             route_alert(alert)
-            event.status = InboundEvent.Status.COMPLETED
-            event.processed_at = timezone.now()
-            event.attempts += 1
-            event.error = ""
-            event.save(update_fields=["status", "processed_at", "attempts", "error"])
+            InboundEvent.objects.filter(pk=event_id).update(
+                status=InboundEvent.Status.COMPLETED, processed_at=timezone.now(), error="",
+            )
         return "completed"
-    except TRANSIENT_ERRORS:
-        logger.exception("Transient database error on inbound event %s; will retry", event_id)
+    except TRANSIENT_ERRORS as exc:
+        logger.exception("Transient database error on inbound event %s", event_id)
+        if retry_or_fail(event_id, f"{exc.__class__.__name__}: {exc}"):
+            return "failed"
         raise
     except (ProcessingError, generic.InvalidPayload) as exc:
         mark_failed(event_id, str(exc))
@@ -63,9 +89,63 @@ def process_event(event_id: int) -> str:
         return "failed"
 
 
+def start_attempt(event_id: int) -> bool:
+    """Count one more attempt at a queued event that has attempts left. Committed on its
+    own (outside any transaction of the task) so a task killed later still counted."""
+    return bool(
+        InboundEvent.objects.filter(
+            pk=event_id, status=QUEUED, attempts__lt=settings.TOCSIN_EVENT_MAX_ATTEMPTS
+        ).update(attempts=F("attempts") + 1)
+    )
+
+
+def give_up(event_id: int) -> bool:
+    """Fail a queued event whose attempts are spent, with the last error recorded, or
+    saying that no attempt finished. False if it is not such an event (it is finished,
+    or it is a duplicate task of an attempt that is still allowed)."""
+    limit = settings.TOCSIN_EVENT_MAX_ATTEMPTS
+    event = InboundEvent.objects.filter(
+        pk=event_id, status=QUEUED, attempts__gte=limit
+    ).only("error").first()
+    if event is None:
+        return False
+    cause = event.error or (
+        "no attempt finished (each was stopped before the end, e.g. by the task timeout, "
+        "TOCSIN_TASK_TIMEOUT)"
+    )
+    return fail_spent(event_id, cause)
+
+
+def fail_spent(event_id: int, cause: str) -> bool:
+    limit = settings.TOCSIN_EVENT_MAX_ATTEMPTS
+    return bool(
+        InboundEvent.objects.filter(pk=event_id, status=QUEUED, attempts__gte=limit).update(
+            status=InboundEvent.Status.FAILED, processed_at=timezone.now(),
+            error=storable.text(f"Gave up after {limit} attempts. Last error: {cause}")[
+                :ERROR_LIMIT],
+        )
+    )
+
+
+def retry_or_fail(event_id: int, error: str) -> bool:
+    """After a transient error: fail the event if that was its last attempt (True), else
+    keep the error on it, still queued, for the sweeper to retry and for people to see."""
+    try:
+        if fail_spent(event_id, error):
+            return True
+        InboundEvent.objects.filter(pk=event_id, status=QUEUED).update(
+            error=storable.text(error)[:ERROR_LIMIT]
+        )
+    except TRANSIENT_ERRORS:
+        # The database is still unwell; the attempt is counted, the sweeper comes back.
+        logger.exception("Could not record the error on inbound event %s", event_id)
+    return False
+
+
 def mark_failed(event_id: int, error: str) -> None:
-    InboundEvent.objects.filter(pk=event_id, status=InboundEvent.Status.QUEUED).update(
-        status=InboundEvent.Status.FAILED, error=error[:5000], processed_at=timezone.now(),
+    InboundEvent.objects.filter(pk=event_id, status=QUEUED).update(
+        status=InboundEvent.Status.FAILED, error=storable.text(error)[:ERROR_LIMIT],
+        processed_at=timezone.now(),
     )
 
 
@@ -94,6 +174,8 @@ def parse(integration: Integration, source: str, body: bytes, query: dict, recei
 
 
 def build_alert(event: InboundEvent) -> Alert:
+    """The alert an event makes, parsed, mapped and judged by the rules, not yet saved.
+    Everything it stores is made storable first (see integrations.storable)."""
     fields = parse_event(event)
     # Rules see the time the alert arrived, so a reprocessed event is judged as it was then.
     audit = rules.apply_rules(
@@ -101,17 +183,16 @@ def build_alert(event: InboundEvent) -> Alert:
         service_id=event.integration.service_id, now=event.received_at,
     )
     fields.ensure_entity_id()
-    return Alert.objects.create(
+    return Alert(
         integration=event.integration,
-        inbound_event=event,
         alert_type=fields.alert_type,
-        message=fields.message,
-        summary=fields.summary,
-        entity_id=fields.entity_id,
+        message=storable.text(fields.message),
+        summary=storable.text(fields.summary),
+        entity_id=storable.text(fields.entity_id),
         suppressed=fields.suppressed,
-        payload=fields.payload,
-        urls=fields.urls,
-        extra={
+        payload=storable.json_value(fields.payload),
+        urls=storable.json_value(fields.urls),
+        extra=storable.json_value({
             "requested": {
                 "sla": fields.sla, "escalation_policy": fields.escalation_policy,
                 "priority": fields.priority, "tags": fields.tags, "urgency": fields.urgency,
@@ -121,7 +202,7 @@ def build_alert(event: InboundEvent) -> Alert:
             **({"declare": fields.declare} if fields.declare is not None else {}),
             **({"rules": audit} if audit else {}),
             **fields.extra,
-        },
+        }),
     )
 
 
@@ -136,19 +217,23 @@ def _by_id(model, raw):
 
 
 def find_tags(raw) -> list:
-    """Tags by id (as sent in a payload) or by name (as a rule may add them); unknown ones
-    are ignored. Two queries at most, however many are named: ids first, then names (a
-    number that is no tag's id may still be a tag's name)."""
+    """Tags by id (as sent in a payload) or by name (as a rule may add them, any case);
+    unknown ones are ignored. Ids first, then names (a number that is no tag's id may still
+    be a tag's name). Names are compared in IN lists of TAG_CHUNK: one OR term per name made
+    an expression deeper than SQLite allows at about 1,000 names."""
     texts = [str(item).strip() for item in raw if item is not None and not isinstance(item, bool)]
-    texts = [text for text in texts if text]
-    by_id = {tag.pk: tag for tag in Tag.objects.filter(
-        pk__in=[int(text) for text in texts if text.isdigit()])} if texts else {}
+    texts = list(dict.fromkeys(text for text in texts if text))
+    ids = [int(text) for text in texts if text.isdigit()]
+    by_id = {}
+    for start in range(0, len(ids), TAG_CHUNK):
+        chunk = ids[start:start + TAG_CHUNK]
+        by_id.update((tag.pk, tag) for tag in Tag.objects.filter(pk__in=chunk))
     names = [text for text in texts if not (text.isdigit() and int(text) in by_id)]
-    if names:
-        matching = Q()
-        for name in names:
-            matching |= Q(name__iexact=name)
-        by_id.update({tag.pk: tag for tag in Tag.objects.filter(matching)})
+    for start in range(0, len(names), TAG_CHUNK):
+        # Both sides folded by the database, so its idea of case applies to both.
+        folded = [Lower(Value(name)) for name in names[start:start + TAG_CHUNK]]
+        matching = Tag.objects.annotate(folded_name=Lower("name")).filter(folded_name__in=folded)
+        by_id.update((tag.pk, tag) for tag in matching)
     return list(by_id.values())
 
 
@@ -196,7 +281,7 @@ def open_for_alert(alert: Alert) -> Incident | None:
 
 
 def route_alert(alert: Alert) -> None:
-    """Apply the grouping rules (PRODUCT.md §2) to a new alert."""
+    """Apply the grouping rules (docs/architecture.md) to a new alert."""
     if alert.suppressed:
         return
     incident = find_open_incident(alert)

@@ -27,11 +27,14 @@ def enqueue(event: InboundEvent) -> None:
 
 
 def requeue(event: InboundEvent) -> bool:
-    """Put a failed event back in the queue. Returns False if it was not failed."""
+    """Put a failed event back in the queue, with a fresh budget of attempts (someone fixed
+    the cause, or wants to try again). Returns False if it was not failed."""
     with transaction.atomic():
         changed = InboundEvent.objects.filter(
             pk=event.pk, status=InboundEvent.Status.FAILED
-        ).update(status=InboundEvent.Status.QUEUED, error="", enqueued_at=timezone.now())
+        ).update(
+            status=InboundEvent.Status.QUEUED, error="", attempts=0, enqueued_at=timezone.now()
+        )
         if changed:
             transaction.on_commit(lambda: enqueue(event))
     return bool(changed)

@@ -6,7 +6,7 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
-from integrations import queue, ratelimit
+from integrations import processing, queue, ratelimit
 from integrations.models import InboundEvent
 
 SWEEP_BATCH = 1000
@@ -17,12 +17,20 @@ def requeue_stale_events() -> int:
 
     Covers a broker that refused the task, a Redis broker that lost it, or a worker killed
     while holding it. Processing locks and re-checks the event, so a duplicate is harmless.
+    An event whose attempts are spent (the last one never finished) is failed here instead,
+    with its cause, so nothing is re-queued forever.
     """
     cutoff = timezone.now() - timedelta(seconds=settings.TOCSIN_REQUEUE_AFTER_SECONDS)
     stale = InboundEvent.objects.filter(status=InboundEvent.Status.QUEUED).filter(
         Q(enqueued_at__lt=cutoff) | Q(enqueued_at__isnull=True)
     )
-    events = list(stale.only("pk", "trace_id").order_by("received_at")[:SWEEP_BATCH])
+    events = list(
+        stale.only("pk", "trace_id", "attempts").order_by("received_at")[:SWEEP_BATCH]
+    )
+    spent = {e.pk for e in events if e.attempts >= settings.TOCSIN_EVENT_MAX_ATTEMPTS}
+    for pk in spent:
+        processing.give_up(pk)
+    events = [e for e in events if e.pk not in spent]
     InboundEvent.objects.filter(pk__in=[e.pk for e in events]).update(
         enqueued_at=timezone.now()
     )

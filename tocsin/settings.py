@@ -69,6 +69,9 @@ TOCSIN_REQUEUE_AFTER_SECONDS = env_int("TOCSIN_REQUEUE_AFTER_SECONDS", 300)
 # takes, since it runs the saved regexes in the web process for anyone who may view.
 TOCSIN_MAX_REGEX_LENGTH = env_int("TOCSIN_MAX_REGEX_LENGTH", 1000)
 TOCSIN_PREVIEW_MAX_PAYLOAD_BYTES = env_int("TOCSIN_PREVIEW_MAX_PAYLOAD_BYTES", 256 * 1024)
+# Attempts at processing one inbound event (a timed-out one counts) before it is failed
+# with its last error; reprocessing it from the admin or API gives it a fresh budget.
+TOCSIN_EVENT_MAX_ATTEMPTS = max(1, env_int("TOCSIN_EVENT_MAX_ATTEMPTS", 5))
 
 # Destinations: per-request timeout, how many attempts a delivery gets (network errors,
 # 5xx and 429 are retried with exponential backoff from RETRY_BASE up to RETRY_MAX
