@@ -5,11 +5,14 @@ own, larger limits (docs/security.md)."""
 import json
 import logging
 
+import pytest
+from django.core.exceptions import ImproperlyConfigured
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from incidents.models import Team
 from integrations.models import InboundEvent, Integration, IntegrationToken
 from tests.conftest import api_client_for
+from tocsin.env import env_log_level
 
 THREE_MB = 3 * 1024 * 1024
 
@@ -138,3 +141,16 @@ def test_the_queue_info_lines_come_back_when_its_logger_is_set_to_info(
         r.name == "django-q" and r.getMessage().startswith("Enqueued") for r in caplog.records
     )
 
+
+
+def test_log_levels_from_the_environment_are_checked(monkeypatch):
+    monkeypatch.setenv("TOCSIN_QUEUE_LOG_LEVEL", "info")
+    assert env_log_level("TOCSIN_QUEUE_LOG_LEVEL", "WARNING") == "INFO"
+    monkeypatch.setenv("TOCSIN_QUEUE_LOG_LEVEL", "chatty")
+    with pytest.raises(ImproperlyConfigured, match="TOCSIN_QUEUE_LOG_LEVEL must be one of"):
+        env_log_level("TOCSIN_QUEUE_LOG_LEVEL", "WARNING")
+
+
+def test_the_queue_logger_defaults_to_warning(settings):
+    assert settings.LOGGING["loggers"]["django-q"]["level"] == "WARNING"
+    assert logging.getLogger("django-q").getEffectiveLevel() == logging.WARNING
