@@ -58,6 +58,9 @@ AXES_RESET_ON_SUCCESS = True
 AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
 AXES_LOCKOUT_TEMPLATE = "tocsin/lockout.html"
 AXES_HTTP_RESPONSE_CODE = 429
+# No "AXES: BEGIN …" banner at the start of every process and management command; failed
+# sign-ins and lockouts are still logged.
+AXES_VERBOSE = False
 # Behind reverse proxies REMOTE_ADDR is the nearest proxy; TOCSIN_PROXY_COUNT says how many
 # trusted proxies append to X-Forwarded-For, so the client address is read from it instead.
 TOCSIN_PROXY_COUNT = env_int("TOCSIN_PROXY_COUNT", 0)
