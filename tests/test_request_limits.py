@@ -154,3 +154,18 @@ def test_log_levels_from_the_environment_are_checked(monkeypatch):
 def test_the_queue_logger_defaults_to_warning(settings):
     assert settings.LOGGING["loggers"]["django-q"]["level"] == "WARNING"
     assert logging.getLogger("django-q").getEffectiveLevel() == logging.WARNING
+
+
+def test_a_three_megabyte_file_posted_to_the_login_page_is_refused_too(client, manager):
+    response = client.post("/admin/login/", {
+        "username": "max", "password": "pw-max",
+        "file": SimpleUploadedFile("big.bin", b"x" * THREE_MB),
+    })
+    assert response.status_code == 413
+    assert "_auth_user_id" not in client.session
+
+
+def test_small_multipart_forms_still_work(client, manager):
+    response = client.post("/admin/login/?next=/admin/", {"username": "max",
+                                                            "password": "pw-max"})
+    assert response.status_code == 302

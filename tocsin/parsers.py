@@ -1,16 +1,39 @@
-"""REST API parsers that hold request bodies to DATA_UPLOAD_MAX_MEMORY_SIZE.
+"""Holding request bodies outside the ingest views to DATA_UPLOAD_MAX_MEMORY_SIZE.
 
 DRF reads a request body as a stream, which Django's own limit does not cover, so without
-these a single POST could pull any amount into memory. A body over the limit is refused
-with 413 before it is read; the limit counts file parts too, since no API endpoint takes
-uploads.
+the parsers below a single POST could pull any amount into memory. And Django counts only
+the plain fields of a multipart body against the limit, streaming file parts to disk
+however large they are. A body over the limit is refused with 413 before it is read; file
+parts count too, since no admin page or API endpoint takes uploads.
 """
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
+from django.core.files.uploadhandler import FileUploadHandler
 from rest_framework import status
 from rest_framework.exceptions import APIException, ParseError
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+
+# Inbound mail webhooks take attachments and apply their own limit (docs/security.md).
+OWN_LIMIT_PREFIXES = ("/anymail/",)
+
+
+class BoundedUploadHandler(FileUploadHandler):
+    """First in FILE_UPLOAD_HANDLERS: refuses a multipart body, files included, over the
+    limit. Django answers the RequestDataTooBig with 400 (tocsin.views.bad_request: 413)."""
+
+    def handle_raw_input(self, input_data, META, content_length, boundary, encoding=None):
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        path = getattr(self.request, "path", "")
+        if (limit is not None and content_length > limit
+                and not path.startswith(OWN_LIMIT_PREFIXES)):
+            raise RequestDataTooBig(f"Request body is larger than {limit} bytes.")
+
+    def receive_data_chunk(self, raw_data, start):
+        return raw_data
+
+    def file_complete(self, file_size):
+        return None
 
 
 class RequestTooLarge(APIException):

@@ -45,6 +45,11 @@ TOCSIN_DESTINATION_FAILING_AFTER = env_int("TOCSIN_DESTINATION_FAILING_AFTER", 3
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("TOCSIN_MAX_FORM_BYTES", 2621440)
 DATA_UPLOAD_MAX_NUMBER_FIELDS = env_int("TOCSIN_MAX_FORM_FIELDS", 1000)
 DATA_UPLOAD_MAX_NUMBER_FILES = 100
+FILE_UPLOAD_HANDLERS = [
+    "tocsin.parsers.BoundedUploadHandler",
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",
+    "django.core.files.uploadhandler.TemporaryFileUploadHandler",
+]
 
 # Admin login lockout with django-axes (docs/security.md). Failures are counted per
 # username *and* client address together: one address guessing one account is stopped,
