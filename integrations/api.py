@@ -22,8 +22,14 @@ ENDPOINT_FIELDS = ("webhook_url", "email_address")
 
 
 class IntegrationSerializer(serializers.ModelSerializer):
-    webhook_url = serializers.CharField(read_only=True)
-    email_address = serializers.CharField(read_only=True)
+    webhook_url = serializers.CharField(
+        read_only=True, allow_null=True,
+        help_text="Generic integrations; null for other kinds and for Responders.",
+    )
+    email_address = serializers.CharField(
+        read_only=True, allow_null=True,
+        help_text="Email integrations; null for other kinds and for Responders.",
+    )
     create_incidents_for = serializers.ListField(
         child=serializers.ChoiceField(choices=INCIDENT_OPENING_TYPES), required=False
     )
