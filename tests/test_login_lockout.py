@@ -7,7 +7,7 @@ from django.core.management import call_command
 from django.test import RequestFactory
 
 from tests.conftest import api_client_for
-from tocsin.clientip import client_ip
+from tocsin.lockout import client_ip
 
 
 def sign_in(client, username, password, **extra):
@@ -88,3 +88,9 @@ def test_the_client_address_comes_from_x_forwarded_for_only_behind_trusted_proxi
     settings.TOCSIN_PROXY_COUNT = proxies
     request = RequestFactory().get("/", REMOTE_ADDR="10.0.0.2", HTTP_X_FORWARDED_FOR=forwarded)
     assert client_ip(request) == expected
+
+
+def test_the_test_clients_login_still_works_with_the_lockout_on(client, responder, settings):
+    assert settings.AXES_ENABLED
+    assert client.login(username="rita", password="pw-rita")
+    assert not client.login(username="rita", password="wrong password")

@@ -69,7 +69,7 @@ AXES_VERBOSE = False
 # Behind reverse proxies REMOTE_ADDR is the nearest proxy; TOCSIN_PROXY_COUNT says how many
 # trusted proxies append to X-Forwarded-For, so the client address is read from it instead.
 TOCSIN_PROXY_COUNT = env_int("TOCSIN_PROXY_COUNT", 0)
-AXES_CLIENT_IP_CALLABLE = "tocsin.clientip.client_ip"
+AXES_CLIENT_IP_CALLABLE = "tocsin.lockout.client_ip"
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -108,7 +108,7 @@ MIDDLEWARE = [
 
 AUTHENTICATION_BACKENDS = [
     # First, so a locked-out username/address pair is refused before its password is checked.
-    "axes.backends.AxesStandaloneBackend",
+    "tocsin.lockout.LockoutBackend",
     "django.contrib.auth.backends.ModelBackend",
 ]
 

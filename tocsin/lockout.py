@@ -1,5 +1,7 @@
-"""The client's address for the login lockout (django-axes' AXES_CLIENT_IP_CALLABLE)."""
+"""Admin sign-in lockout (django-axes, docs/security.md): the client's address and the
+authentication backend."""
 
+from axes.backends import AxesStandaloneBackend
 from django.conf import settings
 
 
@@ -20,3 +22,15 @@ def client_ip(request) -> str:
         # Fewer entries than proxies: the request did not come through all of them.
         return remote
     return forwarded[-count]
+
+
+class LockoutBackend(AxesStandaloneBackend):
+    """django-axes' backend, except that authenticate() without a request passes through
+    to the next backend instead of raising. Such calls come from no client at all (the
+    test client's login(), scripts), so there is no address to lock; every sign-in over
+    HTTP (the admin's login form) passes its request and is checked."""
+
+    def authenticate(self, request, username=None, password=None, **kwargs):
+        if request is None:
+            return None
+        return super().authenticate(request, username, password, **kwargs)
