@@ -14,6 +14,7 @@ from integrations.mapping import validate_mapping
 from integrations.models import Alert, AlertRule, InboundEvent, Integration, IntegrationToken
 from integrations.signals import announce_configuration_change
 from tocsin.adminkit import CSS, JS, badge, copyable
+from tocsin.permissions import sees_integration_endpoints
 
 JSON_AREA = {"class": "vLargeTextField tocsin-json", "rows": 8, "spellcheck": "false"}
 
@@ -270,6 +271,9 @@ class IntegrationAdmin(admin.ModelAdmin):
         sending = ["endpoint", "sample", "curl"]
         if obj.kind == Integration.Kind.EMAIL:
             sending = ["endpoint", "sample"]
+        if not sees_integration_endpoints(request.user):
+            # Whoever has the URL, key or address can send alerts as this integration.
+            sending = ["endpoint_hidden", "sample"]
         # The mapping reads the generic webhook's JSON; the other kinds pick their fields
         # their own way (json(path) parameters, mail keys). Rules apply to every kind.
         shaping = ["mapping", "preview_link"] if obj.kind == Integration.Kind.GENERIC else [
@@ -292,7 +296,7 @@ class IntegrationAdmin(admin.ModelAdmin):
         )
 
     def get_readonly_fields(self, request, obj=None):
-        readonly = ["endpoint", "sample", "curl", "preview_link"]
+        readonly = ["endpoint", "endpoint_hidden", "sample", "curl", "preview_link"]
         if obj is not None:
             readonly.append("kind")
             if not obj.has_endpoint:
@@ -322,6 +326,10 @@ class IntegrationAdmin(admin.ModelAdmin):
             copyable("tocsin-auth-header", "Authorization: Bearer <your token>"),
             new_token,
         )
+
+    @admin.display(description="Address")
+    def endpoint_hidden(self, integration):
+        return "Only Managers and Administrators see where alerts are sent (docs/roles.md)."
 
     def email_endpoint(self, integration):
         regenerate = reverse(
@@ -425,17 +433,26 @@ class InboundEventAdmin(ReadOnlyAdmin):
     search_fields = ["=trace_id", "error"]
     date_hierarchy = "received_at"
     actions = ["reprocess_selected"]
-    readonly_fields = ["body_text"]
-    exclude = ["body"]
+    readonly_fields = ["error_text", "headers_text", "query_text", "body_text"]
+    exclude = ["body", "error", "headers", "query"]
 
     class Media:
         css = {"all": CSS}
 
     def get_queryset(self, request):
-        return super().get_queryset(request).select_related("integration").defer("body")
+        # Whether this viewer may see integration addresses travels with each event.
+        shows = models.Value(sees_integration_endpoints(request.user), models.BooleanField())
+        return (
+            super().get_queryset(request).select_related("integration").defer("body")
+            .annotate(shows_endpoint=shows)
+        )
 
     def get_readonly_fields(self, request, obj=None):
-        return [f for f in super().get_readonly_fields(request, obj) if f != "body"]
+        return [f for f in super().get_readonly_fields(request, obj) if f not in self.exclude]
+
+    def shown(self, event, text: str) -> str:
+        # A received mail names its integration's address: blanked for Responders.
+        return text if getattr(event, "shows_endpoint", False) else event.hide_endpoint(text)
 
     @admin.display(description="Status", ordering="status")
     def status_label(self, event):
@@ -443,11 +460,23 @@ class InboundEventAdmin(ReadOnlyAdmin):
 
     @admin.display(description="Error")
     def error_excerpt(self, event):
-        return event.error[:120]
+        return self.shown(event, event.error[:120])
+
+    @admin.display(description="Error")
+    def error_text(self, event):
+        return self.shown(event, event.error) or "-"
+
+    @admin.display(description="Headers")
+    def headers_text(self, event):
+        return format_html("<pre>{}</pre>", self.shown(event, pretty(event.headers)))
+
+    @admin.display(description="Query")
+    def query_text(self, event):
+        return format_html("<pre>{}</pre>", self.shown(event, pretty(event.query)))
 
     @admin.display(description="Body")
     def body_text(self, event):
-        return format_html("<pre>{}</pre>", event.body_text)
+        return format_html("<pre>{}</pre>", self.shown(event, event.body_text))
 
     @admin.action(description="Reprocess selected failed events", permissions=["change"])
     def reprocess_selected(self, request, queryset):

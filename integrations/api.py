@@ -15,11 +15,21 @@ from integrations.models import (
 )
 from integrations.signals import announce_configuration_change
 from tocsin.apikit import NoBody
+from tocsin.permissions import sees_integration_endpoints
+
+# Whoever has these can send alerts as the integration: null for Responders.
+ENDPOINT_FIELDS = ("webhook_url", "email_address")
 
 
 class IntegrationSerializer(serializers.ModelSerializer):
-    webhook_url = serializers.CharField(read_only=True)
-    email_address = serializers.CharField(read_only=True)
+    webhook_url = serializers.CharField(
+        read_only=True, allow_null=True,
+        help_text="Generic integrations; null for other kinds and for Responders.",
+    )
+    email_address = serializers.CharField(
+        read_only=True, allow_null=True,
+        help_text="Email integrations; null for other kinds and for Responders.",
+    )
     create_incidents_for = serializers.ListField(
         child=serializers.ChoiceField(choices=INCIDENT_OPENING_TYPES), required=False
     )
@@ -39,6 +49,15 @@ class IntegrationSerializer(serializers.ModelSerializer):
             "mapping", "webhook_url",
             "email_address", "created_at",
         ]
+
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        request = self.context.get("request")
+        if request is None or not sees_integration_endpoints(request.user):
+            for name in ENDPOINT_FIELDS:
+                if name in data:
+                    data[name] = None
+        return data
 
     def validate_mapping(self, value):
         errors = validate_mapping(value)
@@ -150,6 +169,21 @@ class InboundEventSerializer(serializers.ModelSerializer):
             "received_at", "processed_at", "headers", "query", "body",
         ]
 
+    def to_representation(self, event):
+        data = super().to_representation(event)
+        request = self.context.get("request")
+        if request is None or not sees_integration_endpoints(request.user):
+            # A received mail names its integration's address (in its headers and the
+            # Recipient header kept here): blanked for those who may not see it.
+            for name in ("body", "error"):
+                data[name] = event.hide_endpoint(data[name])
+            for name in ("headers", "query"):
+                data[name] = {
+                    key: event.hide_endpoint(value) if isinstance(value, str) else value
+                    for key, value in (data[name] or {}).items()
+                }
+        return data
+
 
 class IntegrationViewSet(viewsets.ModelViewSet):
     queryset = Integration.objects.select_related("service")
@@ -218,7 +252,7 @@ class IntegrationViewSet(viewsets.ModelViewSet):
                 status=status.HTTP_400_BAD_REQUEST,
             )
         integration.regenerate_email_address()
-        return Response(IntegrationSerializer(integration).data)
+        return Response(IntegrationSerializer(integration, context={"request": request}).data)
 
 
 class IntegrationTokenViewSet(
@@ -300,7 +334,7 @@ class AlertViewSet(viewsets.ReadOnlyModelViewSet):
 class InboundEventViewSet(
     mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
 ):
-    queryset = InboundEvent.objects.all()
+    queryset = InboundEvent.objects.select_related("integration")
     serializer_class = InboundEventSerializer
     ordering = ["-received_at", "-id"]
     ordering_fields = ["received_at", "id"]

@@ -246,6 +246,17 @@ class InboundEvent(models.Model):
     def body_text(self) -> str:
         return bytes(self.body).decode("utf-8", errors="replace")
 
+    def hide_endpoint(self, text: str) -> str:
+        """The text with its integration's key and email address blanked, for people who
+        may not see them (tocsin.permissions.sees_integration_endpoints)."""
+        integration = self.integration
+        if integration is None:
+            return text
+        for secret in (integration.key, integration.email_local_part):
+            if secret:
+                text = text.replace(secret, "[hidden]")
+        return text
+
 
 class Alert(models.Model):
     integration = models.ForeignKey(Integration, on_delete=models.CASCADE, related_name="alerts")

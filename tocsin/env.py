@@ -94,6 +94,18 @@ def env_list(name: str, default: list[str]) -> list[str]:
     return [item.strip() for item in raw.split(",") if item.strip()]
 
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def env_log_level(name: str, default: str) -> str:
+    raw = os.environ.get(name, "").strip().upper()
+    if not raw:
+        return default
+    if raw not in LOG_LEVELS:
+        raise ImproperlyConfigured(f"{name} must be one of {', '.join(LOG_LEVELS)}, got {raw!r}")
+    return raw
+
+
 def database_from_url(url: str, *, base_dir: Path, conn_max_age: int) -> dict:
     """DATABASES["default"] from ``sqlite:///path`` or ``postgres://user:pass@host:port/name``."""
     parts = urlsplit(url)

@@ -1,4 +1,4 @@
-from rest_framework.permissions import DjangoModelPermissions
+from rest_framework.permissions import BasePermission, DjangoModelPermissions
 
 
 class GroupModelPermissions(DjangoModelPermissions):
@@ -23,3 +23,24 @@ class GroupModelPermissions(DjangoModelPermissions):
             allowed = user.is_authenticated and user.has_perms(action_permissions[action])
             return bool(allowed)
         return super().has_permission(request, view)
+
+
+class SchemaReaders(BasePermission):
+    """The OpenAPI schema lists every endpoint and field: for signed-in staff and role
+    members (token users need only a group), not for anonymous visitors."""
+
+    def has_permission(self, request, view):
+        user = request.user
+        return bool(user and user.is_authenticated and (
+            user.is_staff or user.is_superuser or user.groups.exists()
+        ))
+
+
+def sees_integration_endpoints(user) -> bool:
+    """Whether a user may see integration keys, webhook and ping URLs and email addresses.
+
+    Anyone who has them can forge alerts, so they go to those who may change the
+    integration anyway (Managers, Administrators, superusers), not to Responders
+    (docs/roles.md).
+    """
+    return bool(user and user.is_authenticated and user.has_perm("integrations.change_integration"))

@@ -1,6 +1,7 @@
 """Tocsin settings. Every value comes from the environment, with a safe default."""
 
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 from tocsin.env import (
@@ -8,6 +9,7 @@ from tocsin.env import (
     env_bool,
     env_int,
     env_list,
+    env_log_level,
     env_secret_key,
     env_str,
 )
@@ -83,8 +85,38 @@ TOCSIN_DELIVERY_MAX_ATTEMPTS = env_int("TOCSIN_DELIVERY_MAX_ATTEMPTS", 8)
 TOCSIN_DELIVERY_RETRY_BASE_SECONDS = env_int("TOCSIN_DELIVERY_RETRY_BASE_SECONDS", 15)
 TOCSIN_DELIVERY_RETRY_MAX_SECONDS = env_int("TOCSIN_DELIVERY_RETRY_MAX_SECONDS", 3600)
 TOCSIN_DESTINATION_FAILING_AFTER = env_int("TOCSIN_DESTINATION_FAILING_AFTER", 3)
-# Ingest views read the body themselves and answer 413 past TOCSIN_MAX_BODY_BYTES.
-DATA_UPLOAD_MAX_MEMORY_SIZE = None
+# Request bodies (docs/security.md). The ingest views read the raw body themselves with
+# their own limits above (request.read() is not subject to these); every other endpoint --
+# admin forms, the login page, the REST API (tocsin.parsers) -- is held to Django's
+# defaults, so an anonymous POST cannot pull an arbitrary body into memory.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("TOCSIN_MAX_FORM_BYTES", 2621440)
+DATA_UPLOAD_MAX_NUMBER_FIELDS = env_int("TOCSIN_MAX_FORM_FIELDS", 1000)
+DATA_UPLOAD_MAX_NUMBER_FILES = 100
+FILE_UPLOAD_HANDLERS = [
+    "tocsin.parsers.BoundedUploadHandler",
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",
+    "django.core.files.uploadhandler.TemporaryFileUploadHandler",
+]
+
+# Admin login lockout with django-axes (docs/security.md). Failures are counted per
+# username *and* client address together: one address guessing one account is stopped,
+# but nobody can lock everyone out from a single address. The database handler shares
+# the counts between every web process and host.
+AXES_ENABLED = env_bool("TOCSIN_LOGIN_LOCKOUT", True)
+AXES_FAILURE_LIMIT = env_int("TOCSIN_LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("TOCSIN_LOGIN_COOLOFF_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
+AXES_LOCKOUT_TEMPLATE = "tocsin/lockout.html"
+AXES_HTTP_RESPONSE_CODE = 429
+# No "AXES: BEGIN …" banner at the start of every process and management command; failed
+# sign-ins and lockouts are still logged.
+AXES_VERBOSE = False
+# Behind reverse proxies REMOTE_ADDR is the nearest proxy; TOCSIN_PROXY_COUNT says how many
+# trusted proxies append to X-Forwarded-For, so the client address is read from it instead.
+TOCSIN_PROXY_COUNT = env_int("TOCSIN_PROXY_COUNT", 0)
+AXES_CLIENT_IP_CALLABLE = "tocsin.lockout.client_ip"
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -98,6 +130,7 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "django_filters",
     "drf_spectacular",
+    "axes",
     "anymail",
     "django_q",
     "incidents",
@@ -116,6 +149,14 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "tocsin.actor.CurrentRequestMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes requires: it turns a locked-out login into the lockout page.
+    "axes.middleware.AxesMiddleware",
+]
+
+AUTHENTICATION_BACKENDS = [
+    # First, so a locked-out username/address pair is refused before its password is checked.
+    "tocsin.lockout.LockoutBackend",
+    "django.contrib.auth.backends.ModelBackend",
 ]
 
 ROOT_URLCONF = "tocsin.urls"
@@ -144,6 +185,14 @@ DATABASES = {
     )
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+LOG_LEVEL = env_log_level("LOG_LEVEL", "INFO")
+# django-q2 logs every enqueued and finished task at INFO -- a line or two per alert. Its
+# logger is held at WARNING (or LOG_LEVEL, when stricter); TOCSIN_QUEUE_LOG_LEVEL=INFO
+# brings those lines back.
+QUEUE_LOG_LEVEL = env_log_level(
+    "TOCSIN_QUEUE_LOG_LEVEL", LOG_LEVEL if LOG_LEVEL in ("ERROR", "CRITICAL") else "WARNING"
+)
 
 REDIS_URL = env_str("REDIS_URL")
 if REDIS_URL:
@@ -175,6 +224,7 @@ Q_CLUSTER = {
     "save_limit": -1,
     "poll": 0.2,
     "label": "Task queue",
+    "log_level": QUEUE_LOG_LEVEL,
 }
 if REDIS_URL:
     Q_CLUSTER["redis"] = REDIS_URL
@@ -256,6 +306,12 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # DRF reads bodies as a stream, past DATA_UPLOAD_MAX_MEMORY_SIZE: these parsers apply it.
+    "DEFAULT_PARSER_CLASSES": [
+        "tocsin.parsers.BoundedJSONParser",
+        "tocsin.parsers.BoundedFormParser",
+        "tocsin.parsers.BoundedMultiPartParser",
+    ],
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Tocsin API",
@@ -268,5 +324,7 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    # Propagated records are filtered by their own logger's level, not the root's.
+    "loggers": {"django-q": {"level": QUEUE_LOG_LEVEL}},
 }

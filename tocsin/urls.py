@@ -15,6 +15,7 @@ from integrations.api import (
 )
 from notifications.api import NotificationSettingsView
 from tocsin import views
+from tocsin.permissions import SchemaReaders
 
 router = DefaultRouter()
 router.register("teams", TeamViewSet, basename="team")
@@ -32,7 +33,8 @@ urlpatterns = [
     path("api/incoming-webhooks/incident.create", ingest.incoming_webhook_create,
          name="incoming-webhook-create"),
     path("api/alert/status/<uuid:trace_id>/", ingest.alert_status, name="alert-status"),
-    path("api/v1/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/v1/schema/", SpectacularAPIView.as_view(permission_classes=[SchemaReaders]),
+         name="schema"),
     path(
         "api/v1/integrations/<int:integration_pk>/tokens/",
         IntegrationTokenViewSet.as_view({"get": "list", "post": "create"}),
@@ -61,5 +63,6 @@ urlpatterns = [
     path("anymail/", include("integrations.anymail_urls")),
 ]
 
+handler400 = "tocsin.views.bad_request"
 handler404 = "tocsin.views.not_found"
 handler500 = "tocsin.views.server_error"

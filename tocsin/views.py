@@ -1,5 +1,7 @@
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.db import connection
-from django.http import JsonResponse
+from django.http import HttpResponse, JsonResponse
 from django.views import defaults
 from django_q.brokers import get_broker
 from django_q.status import Stat
@@ -41,6 +43,19 @@ def not_found(request, exception=None):
     if wants_json(request):
         return JsonResponse({"detail": "Not found."}, status=404)
     return defaults.page_not_found(request, exception)
+
+
+def bad_request(request, exception=None):
+    # Django answers a body over DATA_UPLOAD_MAX_MEMORY_SIZE (admin forms, the login page)
+    # with a bare 400; say what was wrong, with the status that means it.
+    if isinstance(exception, RequestDataTooBig):
+        message = f"Request body is larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes."
+        if wants_json(request):
+            return JsonResponse({"detail": message}, status=413)
+        return HttpResponse(message, status=413, content_type="text/plain; charset=utf-8")
+    if wants_json(request):
+        return JsonResponse({"detail": "Bad request."}, status=400)
+    return defaults.bad_request(request, exception)
 
 
 def server_error(request):
