@@ -68,6 +68,8 @@ class Started:
         env = base_env(
             DATABASE_URL=database_url, BIND=f"127.0.0.1:{self.port}", WEB_CONCURRENCY="2",
             TOCSIN_ENV_FILE=str(self.env_file), TOCSIN_SKIP_INSTALL="1",
+            # The worker's "stopping" lines are INFO, which the queue logs only on request.
+            TOCSIN_QUEUE_LOG_LEVEL="INFO",
         )
         env.pop("SECRET_KEY")  # as on a first start: the script makes one
         self.script = subprocess.Popen(
