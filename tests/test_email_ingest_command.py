@@ -5,6 +5,7 @@ import io
 import subprocess
 import sys
 import time
+import uuid
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 
@@ -46,7 +47,7 @@ def ingest(run_tasks, django_capture_on_commit_callbacks):  # noqa: F811
 def plain_mail(to: str, body: str, subject: str = "Nagios alert") -> str:
     return (
         f"From: Nagios <nagios@monitoring.example.com>\r\nTo: {to}\r\n"
-        f"Subject: {subject}\r\nMessage-ID: <1@monitoring.example.com>\r\n"
+        f"Subject: {subject}\r\nMessage-ID: <{uuid.uuid4().hex}@monitoring.example.com>\r\n"
         f"Date: Thu, 01 Jan 2026 00:00:00 +0000\r\n\r\n{body}"
     )
 

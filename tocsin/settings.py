@@ -28,6 +28,9 @@ TOCSIN_INCOMING_WEBHOOK_MAX_BODY_BYTES = env_int(
 TOCSIN_DEFAULT_RATE_LIMIT_PER_MINUTE = env_int("TOCSIN_DEFAULT_RATE_LIMIT_PER_MINUTE", 600)
 TOCSIN_EVENT_RETENTION_DAYS = env_int("TOCSIN_EVENT_RETENTION_DAYS", 7)
 TOCSIN_REQUEUE_AFTER_SECONDS = env_int("TOCSIN_REQUEUE_AFTER_SECONDS", 300)
+# Posts to the anymail inbound mail webhooks (/anymail/<esp>/inbound/) up to this size are
+# read whatever DATA_UPLOAD_MAX_MEMORY_SIZE says; larger ones are answered 413.
+TOCSIN_INBOUND_MAIL_MAX_BYTES = env_int("TOCSIN_INBOUND_MAIL_MAX_BYTES", 25 * 1024 * 1024)
 
 # Destinations: per-request timeout, how many attempts a delivery gets (network errors,
 # 5xx and 429 are retried with exponential backoff from RETRY_BASE up to RETRY_MAX
