@@ -52,7 +52,10 @@ def can_authenticate(esp: str) -> bool:
 
 
 def refusal(status: int, message: str) -> JsonResponse:
-    return JsonResponse({"message": message}, status=status)
+    response = JsonResponse({"message": message}, status=status)
+    # Logged here, once, with the reason: spares django.request's second line per post.
+    response._has_been_logged = True
+    return response
 
 
 def form_data(content_type: str, body: bytes) -> tuple[QueryDict, MultiValueDict]:
