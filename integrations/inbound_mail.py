@@ -140,7 +140,7 @@ def rejection(integration: Integration | None, addresses: list[str], size: int) 
 
 def store_mail(
     raw: bytes, *, recipients: list[str], via: str, sender: str = "", size: int | None = None,
-    message_id: str = "",
+    message_id: str = "", log_rejection: bool = True,
 ) -> InboundEvent:
     """Store one received message as an inbound event and queue it, or record it rejected.
 
@@ -148,7 +148,8 @@ def store_mail(
     caller kept only the start of a large message. Database errors propagate, so the sender
     (ESP or MTA) retries later: nothing is lost while the database is down. Raises
     Duplicate for a repeat of a stored message and RateLimited when the integration is
-    over its limit (nothing is stored then; the sender retries).
+    over its limit (nothing is stored then; the sender retries). A caller that reports
+    the refusal itself (ingest_email, on its one line of stderr) passes log_rejection=False.
     """
     size = len(raw) if size is None else size
     recipients = [storable(address) for address in recipients]
@@ -164,7 +165,8 @@ def store_mail(
         )
         if wait is not None:
             limited = RateLimited(integration, wait)
-            logger.warning("Inbound mail via %s refused for now: %s", via, limited)
+            if log_rejection:
+                logger.warning("Inbound mail via %s refused for now: %s", via, limited)
             raise limited
     headers = {
         "Recipient": address or ", ".join(recipients)[:1000],
@@ -192,7 +194,7 @@ def store_mail(
         if earlier is None:
             raise
         raise Duplicate(earlier.response.get("trace_id", "")) from None
-    if error:
+    if error and log_rejection:
         logger.warning("Inbound mail via %s rejected (event %s): %s", via, event.trace_id, error)
     return event
 

@@ -418,6 +418,13 @@ def test_as_a_real_pipe_the_exit_codes_tell_the_mta_what_to_do(tmp_path):
     assert empty.returncode == 65
     assert b"empty" in empty.stderr
 
+    # A To: header the address parser chokes on: bounced with one line, never a traceback.
+    garbled = run_command(["ingest_email"], b"To: Group: ;;;\r\n\r\nseverity: 1\n", env)
+    assert garbled.returncode == 65, garbled.stderr
+    assert b"Traceback" not in garbled.stderr
+    assert garbled.stderr.strip().count(b"\n") == 0
+    assert b"recorded as rejected inbound event" in garbled.stderr
+
     # No database server listens there: the MTA must keep the mail and try again.
     started = time.monotonic()
     down = run_command(

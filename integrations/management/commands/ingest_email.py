@@ -79,7 +79,7 @@ class Command(BaseCommand):
         try:
             event = inbound_mail.store_mail(
                 raw, recipients=recipients, via="ingest_email", sender=sender, size=size,
-                message_id=inbound_mail.message_id_of(message),
+                message_id=inbound_mail.message_id_of(message), log_rejection=False,
             )
         except inbound_mail.Duplicate as duplicate:
             self.stdout.write(str(duplicate))
