@@ -9,7 +9,9 @@ endpoints have (docs/email-integration.md):
   DATA_UPLOAD_MAX_MEMORY_SIZE says, larger ones answered 413 before they are read;
 - a rejected post (bad signature, bad credentials, malformed body) is one WARNING line in
   the log, not a traceback, and a 400 with a JSON body;
-- an integration over its rate limit is answered 429 with Retry-After: ESPs retry later.
+- an integration over its rate limit is answered 429 with Retry-After: ESPs retry later;
+- an Idempotency-Key header is honoured like on the HTTP endpoints (in place of the
+  Message-ID, which otherwise identifies repeats).
 """
 
 import functools
@@ -29,7 +31,7 @@ from django.urls import URLPattern, path
 from django.utils.datastructures import MultiValueDict
 from django.views.decorators.csrf import csrf_exempt
 
-from integrations import inbound_mail
+from integrations import idempotency, inbound_mail
 from integrations.ses import AmazonSESInboundView
 
 logger = logging.getLogger(__name__)
@@ -112,7 +114,13 @@ def guarded(view, esp: str):
             logger.warning("Inbound mail post to %s refused: body over %d bytes",
                            request.path, limit)
             return refusal(413, f"Body is larger than {limit} bytes")
+        try:
+            key = idempotency.key_from(request)
+        except idempotency.InvalidKey as exc:
+            logger.warning("Inbound mail post to %s refused: %s", request.path, exc)
+            return refusal(400, str(exc))
         preload(request, body)
+        posted = inbound_mail.posted_idempotency_key.set(key)
         try:
             return view(request, *args, **kwargs)
         except inbound_mail.RateLimited as limited:
@@ -129,6 +137,8 @@ def guarded(view, esp: str):
             logger.warning("Inbound mail post to %s refused as malformed: %s: %s",
                            request.path, exc.__class__.__name__, exc)
             return refusal(400, f"Malformed post: {exc.__class__.__name__}")
+        finally:
+            inbound_mail.posted_idempotency_key.reset(posted)
 
     return csrf_exempt(wrapper)
 

@@ -11,6 +11,7 @@ ESP or MTA (docs/email-integration.md).
 """
 
 import logging
+from contextvars import ContextVar
 from email.utils import getaddresses
 
 from django.conf import settings
@@ -25,6 +26,9 @@ logger = logging.getLogger(__name__)
 SOURCE = "email"
 # Where a recipient is looked for when the sender gives no envelope recipient, in order.
 RECIPIENT_HEADERS = ["Delivered-To", "X-Original-To", "To", "Cc"]
+# The Idempotency-Key header of the webhook post being handled, set by
+# integrations.anymail_urls: anymail's signal hands over the mail, not the request.
+posted_idempotency_key: ContextVar[str] = ContextVar("posted_idempotency_key", default="")
 # The database cannot take the message now: the sender should try again later.
 STORAGE_ERRORS = (OperationalError, InterfaceError)
 
@@ -140,7 +144,7 @@ def rejection(integration: Integration | None, addresses: list[str], size: int) 
 
 def store_mail(
     raw: bytes, *, recipients: list[str], via: str, sender: str = "", size: int | None = None,
-    message_id: str = "", log_rejection: bool = True,
+    message_id: str = "", idempotency_key: str = "", log_rejection: bool = True,
 ) -> InboundEvent:
     """Store one received message as an inbound event and queue it, or record it rejected.
 
@@ -154,7 +158,10 @@ def store_mail(
     size = len(raw) if size is None else size
     recipients = [storable(address) for address in recipients]
     integration, address = find_integration(recipients)
-    key = idempotency.message_id_key(message_id) if integration and message_id else ""
+    key = ""
+    if integration is not None:
+        # A key the sender chose wins over the Message-ID.
+        key = idempotency_key or (idempotency.message_id_key(message_id) if message_id else "")
     earlier = idempotency.earlier(integration, key) if key else None
     if earlier is not None:
         raise Duplicate(earlier.response.get("trace_id", ""))
@@ -222,6 +229,7 @@ def receive_anymail(sender, event, esp_name, **kwargs) -> None:
         store_mail(
             message_bytes(message), recipients=recipients, via=esp_name,
             sender=message.envelope_sender or "", message_id=message_id_of(message),
+            idempotency_key=posted_idempotency_key.get(),
         )
     except Duplicate as duplicate:
         logger.info("Inbound mail via %s: %s", esp_name, duplicate)

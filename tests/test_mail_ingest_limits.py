@@ -130,6 +130,17 @@ def test_the_same_mail_posted_twice_by_the_esp_is_stored_once(client, mailbox):
     assert InboundEvent.objects.count() == 1
 
 
+def test_an_idempotency_key_on_the_post_wins_over_the_message_id(client, mailbox):
+    first = with_message_id(postmark_payload(mailbox), "<a@x>")
+    second = with_message_id(postmark_payload(mailbox), "<b@x>")
+    assert post_postmark(client, first, HTTP_IDEMPOTENCY_KEY="post-1").status_code == 200
+    assert post_postmark(client, second, HTTP_IDEMPOTENCY_KEY="post-1").status_code == 200
+    assert InboundEvent.objects.count() == 1
+    too_long = post_postmark(client, second, HTTP_IDEMPOTENCY_KEY="k" * 256)
+    assert too_long.status_code == 400
+    assert InboundEvent.objects.count() == 1
+
+
 def warnings_logged(caplog) -> list[logging.LogRecord]:
     return [record for record in caplog.records if record.levelno >= logging.WARNING]
 
