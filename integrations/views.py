@@ -118,11 +118,11 @@ def generic_event(request, key):
     body = read_body(request, settings.TOCSIN_MAX_BODY_BYTES)
     if body is None:
         return error(413, f"Body is larger than {settings.TOCSIN_MAX_BODY_BYTES} bytes")
-    key, refused = idempotency_key(request)
+    repeat_key, refused = idempotency_key(request)
     if refused:
         return refused
     # A repeat is answered before the rate limit: it costs one lookup and stores nothing.
-    earlier = idempotency.earlier(integration, key)
+    earlier = idempotency.earlier(integration, repeat_key)
     if earlier is not None:
         return idempotency.replay(earlier)
     limited = over_rate_limit(integration)
@@ -139,12 +139,12 @@ def generic_event(request, key):
         # Kept as a rejected event so whoever sets up the sender can see what arrived.
         errors = exc.errors
         return answer(
-            request, integration, "generic", body, key=key, http_status=400,
+            request, integration, "generic", body, key=repeat_key, http_status=400,
             document=lambda event: {"message": "Invalid payload", "errors": errors,
                                     "trace_id": str(event.trace_id)},
             status=InboundEvent.Status.REJECTED, error=str(exc),
         )
-    return answer(request, integration, "generic", body, key=key, http_status=200,
+    return answer(request, integration, "generic", body, key=repeat_key, http_status=200,
                   document=success)
 
 
@@ -208,17 +208,17 @@ def incoming_webhook_create(request):
     body = read_body(request, limit)
     if body is None:
         return error(413, f"Body is larger than {limit} bytes")
-    key, refused = idempotency_key(request)
+    repeat_key, refused = idempotency_key(request)
     if refused:
         return refused
-    earlier = idempotency.earlier(integration, key)
+    earlier = idempotency.earlier(integration, repeat_key)
     if earlier is not None:
         return idempotency.replay(earlier)
     limited = over_rate_limit(integration)
     if limited:
         return limited
-    response = answer(request, integration, "incoming_webhook", body, key=key, http_status=200,
-                      document=success)
+    response = answer(request, integration, "incoming_webhook", body, key=repeat_key,
+                      http_status=200, document=success)
     try:
         token.mark_used()
     except Exception:
