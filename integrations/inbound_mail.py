@@ -4,17 +4,21 @@
 Both take the same path: find the integration the recipient address names, store the raw
 message as an inbound event (rejected, with the reason, when no enabled integration has the
 address or the message is too large), and queue it for processing once the transaction
-commits, as the HTTP ingest views do.
+commits, as the HTTP ingest views do. Like them, mail counts against the integration's rate
+limit (the sender is told to retry later) and a repeat is not stored twice: a message with
+the Message-ID of one stored for the same integration within 24 hours is a retry by the
+ESP or MTA (docs/email-integration.md).
 """
 
 import logging
+from contextvars import ContextVar
 from email.utils import getaddresses
 
 from django.conf import settings
-from django.db import InterfaceError, OperationalError, transaction
+from django.db import IntegrityError, InterfaceError, OperationalError, transaction
 from django.utils import timezone
 
-from integrations import queue
+from integrations import idempotency, queue, ratelimit
 from integrations.models import InboundEvent, Integration
 
 logger = logging.getLogger(__name__)
@@ -22,20 +26,72 @@ logger = logging.getLogger(__name__)
 SOURCE = "email"
 # Where a recipient is looked for when the sender gives no envelope recipient, in order.
 RECIPIENT_HEADERS = ["Delivered-To", "X-Original-To", "To", "Cc"]
+# The Idempotency-Key header of the webhook post being handled, set by
+# integrations.anymail_urls: anymail's signal hands over the mail, not the request.
+posted_idempotency_key: ContextVar[str] = ContextVar("posted_idempotency_key", default="")
 # The database cannot take the message now: the sender should try again later.
 STORAGE_ERRORS = (OperationalError, InterfaceError)
 
 
+class RateLimited(Exception):
+    """The integration is over its rate limit: the sender should try again later."""
+
+    def __init__(self, integration: Integration, retry_after: int):
+        super().__init__(
+            f"Rate limit of {integration.rate_limit_per_minute} messages per minute exceeded "
+            f"for {integration.name!r}; retry in {retry_after} s."
+        )
+        self.retry_after = retry_after
+
+
+class Duplicate(Exception):
+    """The same message (by Message-ID) was stored for this integration within 24 hours."""
+
+    def __init__(self, trace_id: str):
+        super().__init__(
+            f"Already received as inbound event {trace_id} (same Message-ID within 24 hours); "
+            "not stored again."
+        )
+        self.trace_id = trace_id
+
+
+def storable(text: str) -> str:
+    # PostgreSQL keeps no NUL in text or JSON, and a header may carry one.
+    return text.replace("\x00", "")
+
+
+def raw_header_values(message, name: str) -> list[str]:
+    """The raw text of every `name` header. Read unparsed: the email package's address
+    parser raises on some malformed headers (`To: Group: ;;;`, `<a@[1.2.3>`)."""
+    lowered = name.lower()
+    return [str(value) for key, value in message.raw_items() if key.lower() == lowered]
+
+
 def header_recipients(message) -> list[str]:
-    """Addresses of the recipient headers, without duplicates, in RECIPIENT_HEADERS order."""
+    """Addresses of the recipient headers, without duplicates, in RECIPIENT_HEADERS order.
+
+    Whatever a header holds, this never raises: what cannot be read as an address is
+    skipped, and an address with control characters (a NUL, say) is no address.
+    """
     found: list[str] = []
     for name in RECIPIENT_HEADERS:
-        # Parsed as text: the email package knows Delivered-To as no address header.
-        values = [str(value) for value in message.get_all(name) or []]
-        for _, address in getaddresses(values):
-            if "@" in address and address not in found:
+        try:
+            addresses = [address for _, address in getaddresses(raw_header_values(message, name))]
+        except Exception:
+            continue
+        for address in addresses:
+            if "@" in address and address.isprintable() and address not in found:
                 found.append(address)
     return found
+
+
+def message_id_of(message) -> str:
+    """The Message-ID of a parsed message, or '' when it has none that can be read."""
+    try:
+        values = raw_header_values(message, "Message-ID")
+    except Exception:
+        return ""
+    return storable(values[0]).strip() if values else ""
 
 
 def local_part(address: str) -> str | None:
@@ -87,32 +143,65 @@ def rejection(integration: Integration | None, addresses: list[str], size: int) 
 
 
 def store_mail(
-    raw: bytes, *, recipients: list[str], via: str, sender: str = "", size: int | None = None
+    raw: bytes, *, recipients: list[str], via: str, sender: str = "", size: int | None = None,
+    message_id: str = "", idempotency_key: str = "", log_rejection: bool = True,
 ) -> InboundEvent:
     """Store one received message as an inbound event and queue it, or record it rejected.
 
     `recipients` are the candidate addresses, best first; `size` is the full size when the
     caller kept only the start of a large message. Database errors propagate, so the sender
-    (ESP or MTA) retries later: nothing is lost while the database is down.
+    (ESP or MTA) retries later: nothing is lost while the database is down. Raises
+    Duplicate for a repeat of a stored message and RateLimited when the integration is
+    over its limit (nothing is stored then; the sender retries). A caller that reports
+    the refusal itself (ingest_email, on its one line of stderr) passes log_rejection=False.
     """
     size = len(raw) if size is None else size
+    recipients = [storable(address) for address in recipients]
     integration, address = find_integration(recipients)
+    key = ""
+    if integration is not None:
+        # A key the sender chose wins over the Message-ID.
+        key = idempotency_key or (idempotency.message_id_key(message_id) if message_id else "")
+    earlier = idempotency.earlier(integration, key) if key else None
+    if earlier is not None:
+        raise Duplicate(earlier.response.get("trace_id", ""))
     error = rejection(integration, recipients, size)
+    if not error:
+        wait = ratelimit.retry_after(
+            f"integration:{integration.pk}", integration.rate_limit_per_minute
+        )
+        if wait is not None:
+            limited = RateLimited(integration, wait)
+            if log_rejection:
+                logger.warning("Inbound mail via %s refused for now: %s", via, limited)
+            raise limited
     headers = {
         "Recipient": address or ", ".join(recipients)[:1000],
-        "Envelope-Sender": sender or "",
+        "Envelope-Sender": storable(sender or ""),
         "Received-Via": via,
+        **({"Message-ID": message_id[:1000]} if message_id else {}),
     }
     limit = settings.TOCSIN_MAX_BODY_BYTES
-    with transaction.atomic():
-        event = InboundEvent.objects.create(
-            integration=integration, source=SOURCE, body=raw[:limit], headers=headers,
-            status=InboundEvent.Status.REJECTED if error else InboundEvent.Status.QUEUED,
-            error=error, enqueued_at=None if error else timezone.now(),
-        )
-        if not error:
-            transaction.on_commit(lambda: queue.enqueue(event))
-    if error:
+    try:
+        with transaction.atomic():
+            event = InboundEvent.objects.create(
+                integration=integration, source=SOURCE, body=raw[:limit], headers=headers,
+                status=InboundEvent.Status.REJECTED if error else InboundEvent.Status.QUEUED,
+                error=error, enqueued_at=None if error else timezone.now(),
+            )
+            if key:
+                # Decides between two deliveries of the same message at once.
+                idempotency.remember(
+                    integration, key, event, 200, {"trace_id": str(event.trace_id)}
+                )
+            if not error:
+                transaction.on_commit(lambda: queue.enqueue(event))
+    except IntegrityError:
+        earlier = idempotency.earlier(integration, key) if key else None
+        if earlier is None:
+            raise
+        raise Duplicate(earlier.response.get("trace_id", "")) from None
+    if error and log_rejection:
         logger.warning("Inbound mail via %s rejected (event %s): %s", via, event.trace_id, error)
     return event
 
@@ -139,13 +228,20 @@ def receive_anymail(sender, event, esp_name, **kwargs) -> None:
         recipients = [envelope] if envelope else header_recipients(message)
         store_mail(
             message_bytes(message), recipients=recipients, via=esp_name,
-            sender=message.envelope_sender or "",
+            sender=message.envelope_sender or "", message_id=message_id_of(message),
+            idempotency_key=posted_idempotency_key.get(),
         )
+    except Duplicate as duplicate:
+        logger.info("Inbound mail via %s: %s", esp_name, duplicate)
+    except RateLimited:
+        raise  # answered 429 by integrations.anymail_urls, so the ESP retries later
     except STORAGE_ERRORS:
         logger.exception("Inbound mail via %s could not be stored; the ESP will retry", esp_name)
         raise
     except Exception as exc:
-        logger.exception("Inbound mail via %s could not be read", esp_name)
+        # One line: whoever can post mail could otherwise fill the log with tracebacks.
+        logger.warning("Inbound mail via %s could not be read: %s: %s", esp_name,
+                       exc.__class__.__name__, exc)
         record_unreadable(message, esp_name, exc)
 
 

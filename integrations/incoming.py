@@ -1,13 +1,12 @@
 """The bearer-token incoming webhook (PRODUCT.md §3.2): query parameters that declare an
 incident, each either literal or `json(path)` into the request body."""
 
-import json
 import re
 import uuid
 
 from django.conf import settings
 
-from integrations.generic import AlertFields
+from integrations.generic import AlertFields, InvalidPayload, load_json
 from integrations.mapping import MISSING, as_text, lookup
 from integrations.models import AlertType, Integration
 
@@ -16,12 +15,14 @@ TRUE_WORDS = {"1", "true", "yes", "on"}
 
 
 def body_document(body: bytes):
-    """The parsed body, or None when it is too large to parse or not JSON."""
+    """The parsed body, or None when it is too large to parse or not JSON. JSON that could
+    not be stored as it is (NaN, a lone surrogate, a NUL, nesting past the limit) counts
+    as not JSON too: the incident is declared from the parameters' defaults."""
     if len(body) > settings.TOCSIN_INCOMING_WEBHOOK_PARSE_BYTES:
         return None
     try:
-        return json.loads(body)
-    except (UnicodeDecodeError, ValueError):
+        return load_json(body)
+    except (UnicodeDecodeError, ValueError, InvalidPayload):
         return None
 
 

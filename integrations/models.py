@@ -361,3 +361,30 @@ class RateLimitCounter(models.Model):
 
     def __str__(self):
         return f"{self.scope}@{self.slot}: {self.hits}"
+
+
+class IdempotencyKey(models.Model):
+    """The answer the first request with an Idempotency-Key (or the first mail with a
+    Message-ID) got, so a repeat within the window is answered alike and stores nothing.
+
+    The unique constraint decides between simultaneous repeats: the loser's transaction
+    rolls back and it answers with the winner's row. Rows past the window are deleted by
+    the prune job, or by the next request that reuses the key.
+    """
+
+    integration = models.ForeignKey(Integration, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=255)
+    event = models.ForeignKey(
+        InboundEvent, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    status_code = models.PositiveSmallIntegerField()
+    response = models.JSONField(default=dict)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["integration", "key"], name="idempotency_key_unique")
+        ]
+
+    def __str__(self):
+        return f"{self.key} ({self.status_code})"

@@ -6,7 +6,7 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
-from integrations import processing, queue, ratelimit
+from integrations import idempotency, processing, queue, ratelimit
 from integrations.models import InboundEvent
 
 SWEEP_BATCH = 1000
@@ -47,4 +47,6 @@ def prune_inbound_events() -> int:
         status__in=[InboundEvent.Status.COMPLETED, InboundEvent.Status.REJECTED],
     ).delete()
     ratelimit.prune_old_windows()
+    # Keys past their 24 hours: a new request with one of them is a new request.
+    idempotency.prune()
     return deleted

@@ -2,15 +2,18 @@
 event, hands it to the task queue and returns a trace id."""
 
 import functools
+import logging
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.http import JsonResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
-from integrations import generic, queue, ratelimit
+from integrations import generic, idempotency, queue, ratelimit
 from integrations.models import InboundEvent, Integration, IntegrationToken, hash_token
+
+logger = logging.getLogger(__name__)
 
 KEPT_HEADERS = ["Content-Type", "User-Agent", "X-Forwarded-For", "X-Request-Id"]
 
@@ -42,17 +45,57 @@ def read_body(request, limit: int) -> bytes | None:
     return None if len(body) > limit else body
 
 
+def storable(text: str) -> str:
+    # PostgreSQL keeps no NUL in text or JSON; a %00 in a query string must not turn an
+    # accepted request into a 500 (or an incident title that cannot be saved).
+    return text.replace("\x00", "")
+
+
 def store_event(request, integration, source: str, body: bytes, **fields) -> InboundEvent:
-    headers = {name: request.headers[name] for name in KEPT_HEADERS if name in request.headers}
+    headers = {
+        name: storable(request.headers[name]) for name in KEPT_HEADERS if name in request.headers
+    }
     headers["Remote-Addr"] = request.META.get("REMOTE_ADDR", "")
+    query = {storable(name): storable(value) for name, value in request.GET.items()}
     with transaction.atomic():
         event = InboundEvent.objects.create(
             integration=integration, source=source, body=body, headers=headers,
-            query=request.GET.dict(), enqueued_at=timezone.now(), **fields,
+            query=query, enqueued_at=timezone.now(), **fields,
         )
         if event.status == InboundEvent.Status.QUEUED:
             transaction.on_commit(lambda: queue.enqueue(event))
     return event
+
+
+def answer(request, integration, source: str, body: bytes, *, key: str, http_status: int,
+           document, **fields) -> JsonResponse:
+    """Store the event and answer `document(event)` with `http_status`. With an idempotency
+    key the answer is remembered in the same transaction; if a simultaneous repeat
+    remembered it first, this event is rolled back and that answer given instead."""
+    try:
+        with transaction.atomic():
+            event = store_event(request, integration, source, body, **fields)
+            content = document(event)
+            if key:
+                idempotency.remember(integration, key, event, http_status, content)
+    except IntegrityError:
+        earlier = idempotency.earlier(integration, key)
+        if earlier is None:
+            raise
+        return idempotency.replay(earlier)
+    return JsonResponse(content, status=http_status)
+
+
+def success(event: InboundEvent) -> dict:
+    return {"message": "success", "trace_id": str(event.trace_id)}
+
+
+def idempotency_key(request) -> tuple[str, JsonResponse | None]:
+    try:
+        return idempotency.key_from(request), None
+    except idempotency.InvalidKey as exc:
+        return "", error(400, "Invalid Idempotency-Key header",
+                         errors={idempotency.HEADER: str(exc)})
 
 
 def over_rate_limit(integration: Integration) -> JsonResponse | None:
@@ -75,6 +118,13 @@ def generic_event(request, key):
     body = read_body(request, settings.TOCSIN_MAX_BODY_BYTES)
     if body is None:
         return error(413, f"Body is larger than {settings.TOCSIN_MAX_BODY_BYTES} bytes")
+    repeat_key, refused = idempotency_key(request)
+    if refused:
+        return refused
+    # A repeat is answered before the rate limit: it costs one lookup and stores nothing.
+    earlier = idempotency.earlier(integration, repeat_key)
+    if earlier is not None:
+        return idempotency.replay(earlier)
     limited = over_rate_limit(integration)
     if limited:
         return limited
@@ -87,11 +137,15 @@ def generic_event(request, key):
             generic.validate(document)
     except generic.InvalidPayload as exc:
         # Kept as a rejected event so whoever sets up the sender can see what arrived.
-        event = store_event(request, integration, "generic", body,
-                            status=InboundEvent.Status.REJECTED, error=str(exc))
-        return error(400, "Invalid payload", errors=exc.errors, trace_id=str(event.trace_id))
-    event = store_event(request, integration, "generic", body)
-    return JsonResponse({"message": "success", "trace_id": str(event.trace_id)})
+        errors = exc.errors
+        return answer(
+            request, integration, "generic", body, key=repeat_key, http_status=400,
+            document=lambda event: {"message": "Invalid payload", "errors": errors,
+                                    "trace_id": str(event.trace_id)},
+            status=InboundEvent.Status.REJECTED, error=str(exc),
+        )
+    return answer(request, integration, "generic", body, key=repeat_key, http_status=200,
+                  document=success)
 
 
 def alert_status(request, trace_id):
@@ -154,9 +208,21 @@ def incoming_webhook_create(request):
     body = read_body(request, limit)
     if body is None:
         return error(413, f"Body is larger than {limit} bytes")
+    repeat_key, refused = idempotency_key(request)
+    if refused:
+        return refused
+    earlier = idempotency.earlier(integration, repeat_key)
+    if earlier is not None:
+        return idempotency.replay(earlier)
     limited = over_rate_limit(integration)
     if limited:
         return limited
-    event = store_event(request, integration, "incoming_webhook", body)
-    token.mark_used()
-    return JsonResponse({"message": "success", "trace_id": str(event.trace_id)})
+    response = answer(request, integration, "incoming_webhook", body, key=repeat_key,
+                      http_status=200, document=success)
+    try:
+        token.mark_used()
+    except Exception:
+        # The event is stored: a 500 now would make the sender retry and declare a
+        # second incident. A stale "last used" time is the lesser harm.
+        logger.exception("Could not record the use of token %s", token.pk)
+    return response

@@ -5,6 +5,7 @@ import io
 import subprocess
 import sys
 import time
+import uuid
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 
@@ -46,7 +47,7 @@ def ingest(run_tasks, django_capture_on_commit_callbacks):  # noqa: F811
 def plain_mail(to: str, body: str, subject: str = "Nagios alert") -> str:
     return (
         f"From: Nagios <nagios@monitoring.example.com>\r\nTo: {to}\r\n"
-        f"Subject: {subject}\r\nMessage-ID: <1@monitoring.example.com>\r\n"
+        f"Subject: {subject}\r\nMessage-ID: <{uuid.uuid4().hex}@monitoring.example.com>\r\n"
         f"Date: Thu, 01 Jan 2026 00:00:00 +0000\r\n\r\n{body}"
     )
 
@@ -416,6 +417,13 @@ def test_as_a_real_pipe_the_exit_codes_tell_the_mta_what_to_do(tmp_path):
     empty = run_command(["ingest_email"], b"", env)
     assert empty.returncode == 65
     assert b"empty" in empty.stderr
+
+    # A To: header the address parser chokes on: bounced with one line, never a traceback.
+    garbled = run_command(["ingest_email"], b"To: Group: ;;;\r\n\r\nseverity: 1\n", env)
+    assert garbled.returncode == 65, garbled.stderr
+    assert b"Traceback" not in garbled.stderr
+    assert garbled.stderr.strip().count(b"\n") == 0
+    assert b"recorded as rejected inbound event" in garbled.stderr
 
     # No database server listens there: the MTA must keep the mail and try again.
     started = time.monotonic()

@@ -74,6 +74,9 @@ TOCSIN_PREVIEW_MAX_PAYLOAD_BYTES = env_int("TOCSIN_PREVIEW_MAX_PAYLOAD_BYTES", 2
 # Attempts at processing one inbound event (a timed-out one counts) before it is failed
 # with its last error; reprocessing it from the admin or API gives it a fresh budget.
 TOCSIN_EVENT_MAX_ATTEMPTS = max(1, env_int("TOCSIN_EVENT_MAX_ATTEMPTS", 5))
+# Posts to the anymail inbound mail webhooks (/anymail/<esp>/inbound/) up to this size are
+# read whatever DATA_UPLOAD_MAX_MEMORY_SIZE says; larger ones are answered 413.
+TOCSIN_INBOUND_MAIL_MAX_BYTES = env_int("TOCSIN_INBOUND_MAIL_MAX_BYTES", 25 * 1024 * 1024)
 
 # Destinations: per-request timeout, how many attempts a delivery gets (network errors,
 # 5xx and 429 are retried with exponential backoff from RETRY_BASE up to RETRY_MAX

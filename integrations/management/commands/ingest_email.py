@@ -3,10 +3,15 @@ pipe transport (Postfix `pipe`, Exim `pipe` transport). See docs/email-integrati
 
 Exit status, as MTAs read it (sysexits.h):
   0   stored: queued for processing, or recorded as rejected (unknown or disabled address,
-      too large) and shown in the admin. Rejected mail is not bounced: senders of alerts
-      are machines, and bounces to them would be backscatter.
-  65  EX_DATAERR: standard input holds no message; the MTA bounces it.
-  75  EX_TEMPFAIL: the database could not store it; the MTA keeps it and retries.
+      too large) and shown in the admin; or a repeat of a message stored within 24 hours
+      (same Message-ID, same integration), not stored again. Rejected mail is not bounced:
+      senders of alerts are machines, and bounces to them would be backscatter.
+  65  EX_DATAERR: standard input holds no message, or (without --recipient) its recipient
+      headers hold no address that can be read; the MTA bounces it. Such a message is
+      still recorded as rejected when it can be.
+  75  EX_TEMPFAIL: the database could not store it, or the integration is over its rate
+      limit; the MTA keeps it and retries.
+Every failure is one line on standard error, never a traceback.
 """
 
 import sys
@@ -35,6 +40,10 @@ def read_limited(stream, limit: int) -> tuple[bytes, int]:
     return bytes(kept), size
 
 
+def one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
 class Command(BaseCommand):
     help = "Store one RFC 822 message read on standard input as alert mail (MTA pipe)."
     # Tests pass a byte stream instead of the real standard input.
@@ -55,8 +64,13 @@ class Command(BaseCommand):
         raw, size = read_limited(stream, settings.TOCSIN_MAX_BODY_BYTES)
         if not raw.strip():
             raise CommandError("The message on standard input is empty.", returncode=EX_DATAERR)
-        message = email_body.parse_message(raw)
-        if not message.keys():
+        try:
+            message = email_body.parse_message(raw)
+            has_headers = bool(message.keys())
+        except Exception as exc:
+            raise CommandError(one_line(f"The message cannot be parsed ({exc})."),
+                               returncode=EX_DATAERR) from None
+        if not has_headers:
             raise CommandError(
                 "Standard input is not an RFC 822 message: it has no header fields.",
                 returncode=EX_DATAERR,
@@ -64,17 +78,32 @@ class Command(BaseCommand):
         recipients = recipient or inbound_mail.header_recipients(message)
         try:
             event = inbound_mail.store_mail(
-                raw, recipients=recipients, via="ingest_email", sender=sender, size=size
+                raw, recipients=recipients, via="ingest_email", sender=sender, size=size,
+                message_id=inbound_mail.message_id_of(message), log_rejection=False,
             )
+        except inbound_mail.Duplicate as duplicate:
+            self.stdout.write(str(duplicate))
+            return
+        except inbound_mail.RateLimited as limited:
+            raise CommandError(f"{limited} The MTA should try again later.",
+                               returncode=EX_TEMPFAIL) from None
         except DatabaseError as exc:
             raise CommandError(
-                f"The message could not be stored ({exc.__class__.__name__}: {exc}); "
-                "try again later.",
+                one_line(f"The message could not be stored ({exc.__class__.__name__}: {exc}); "
+                         "try again later."),
                 returncode=EX_TEMPFAIL,
             ) from exc
-        if event.status == InboundEvent.Status.REJECTED:
-            self.stderr.write(
-                f"Rejected, recorded as inbound event {event.trace_id}: {event.error}"
+        if not recipients:
+            # Headers so malformed that no address can be read: bounce it, though it is
+            # recorded, so the sender learns the mail went nowhere.
+            raise CommandError(
+                f"No recipient address can be read from the Delivered-To, X-Original-To, To "
+                f"or Cc headers; recorded as rejected inbound event {event.trace_id}.",
+                returncode=EX_DATAERR,
             )
+        if event.status == InboundEvent.Status.REJECTED:
+            self.stderr.write(one_line(
+                f"Rejected, recorded as inbound event {event.trace_id}: {event.error}"
+            ))
         else:
             self.stdout.write(f"Stored as inbound event {event.trace_id}.")
