@@ -4,23 +4,20 @@ The view validates synchronously so the sender gets a 400 naming every problem; 
 processing task parses the stored body again with the same function.
 """
 
-import json
-import math
 import uuid
 from dataclasses import dataclass, field
 
 from incidents.models import Incident
 from integrations.models import AlertType
+from tocsin import strictjson
 
 # An incident opened by an alert gets this urgency unless a mapping or a rule sets one.
 URGENCY_FOR_TYPE = {AlertType.WARNING: Incident.Urgency.LOW}
 
 ALERT_TYPES = set(AlertType.values)
 
-# Deeper JSON than this is refused (docs/generic-webhook.md): real alert payloads nest a
-# few levels, and a bound here means nothing later (storing, mapping, rendering) can
-# run out of recursion on a document that was accepted.
-MAX_DEPTH = 64
+# Deeper JSON is refused (docs/generic-webhook.md).
+MAX_DEPTH = strictjson.MAX_DEPTH
 
 
 class InvalidPayload(Exception):
@@ -88,67 +85,14 @@ def _check_object_of_lists(name, value, keys, errors):
             return
 
 
-class NotANumber(str):
-    """NaN, Infinity or a number out of float range, kept as written while parsing so the
-    refusal can name where it was."""
-
-
-def _finite_float(text: str):
-    value = float(text)
-    return NotANumber(text[:40]) if math.isinf(value) else value
-
-
-def _path(parts: tuple) -> str:
-    return ".".join(str(part) for part in parts) or "body"
-
-
-def _string_problem(text: str) -> str | None:
-    if "\x00" in text:
-        return "contains a NUL character (\\u0000), which cannot be stored"
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return "contains a lone surrogate escape (such as \\ud800), which is not text"
-    return None
-
-
-def document_problem(data) -> tuple[str, str] | None:
-    """The first (path, problem) that would keep a parsed document from being stored as
-    it is, or None. Walked without recursion, so any depth is safe to look at."""
-    stack = [((), data)]
-    while stack:
-        parts, value = stack.pop()
-        if len(parts) > MAX_DEPTH:
-            return "body", f"nests deeper than {MAX_DEPTH} levels"
-        if isinstance(value, NotANumber):
-            return _path(parts), f"is {value}, which is not a number JSON can carry"
-        if isinstance(value, str):
-            problem = _string_problem(value)
-            if problem:
-                return _path(parts), problem
-        elif isinstance(value, dict):
-            for key, item in value.items():
-                problem = _string_problem(key)
-                if problem:
-                    return _path(parts), f"has a key that {problem}"
-                stack.append(((*parts, key), item))
-        elif isinstance(value, list):
-            stack.extend(((*parts, index), item) for index, item in enumerate(value))
-    return None
-
-
 def load_json(body: bytes):
-    """Strict JSON: no NaN or Infinity (json.dumps writes them, JSON has none), no number
-    out of float range, bounded nesting, only text that can be stored. Raises ValueError
-    (or InvalidPayload naming the path) on anything else."""
+    """Strict JSON (tocsin.strictjson): no NaN or Infinity, no number out of float range,
+    bounded nesting, only text that can be stored. Raises InvalidPayload naming the path,
+    or ValueError for a body that is not JSON at all."""
     try:
-        data = json.loads(body, parse_constant=NotANumber, parse_float=_finite_float)
-    except RecursionError:
-        raise ValueError(f"nests deeper than {MAX_DEPTH} levels") from None
-    found = document_problem(data)
-    if found:
-        raise InvalidPayload({found[0]: found[1]})
-    return data
+        return strictjson.loads(body)
+    except strictjson.JSONProblem as exc:
+        raise InvalidPayload({exc.path: exc.problem}) from None
 
 
 def parse_body(body: bytes) -> dict:

@@ -14,6 +14,8 @@ from rest_framework import status
 from rest_framework.exceptions import APIException, ParseError
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 
+from tocsin import strictjson
+
 # Inbound mail webhooks take attachments and apply their own limit (docs/security.md).
 OWN_LIMIT_PREFIXES = ("/anymail/",)
 
@@ -60,7 +62,21 @@ class BoundedParserMixin:
             raise ParseError(str(exc)) from None
 
 
-class BoundedJSONParser(BoundedParserMixin, JSONParser):
+class StrictJSONParser(JSONParser):
+    """JSON read as the ingest webhooks read it (tocsin.strictjson): a lone surrogate, a
+    NUL, NaN or 1e999 in a mapping or a rule would otherwise be stored, or echoed in an
+    error the renderer cannot encode, and deep nesting would exhaust the recursion limit;
+    each ends in a 500 instead of a 400 naming the place."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        encoding = (parser_context or {}).get("encoding", settings.DEFAULT_CHARSET)
+        try:
+            return strictjson.loads(stream.read().decode(encoding))
+        except ValueError as exc:  # JSONProblem and UnicodeDecodeError included
+            raise ParseError(f"JSON parse error - {exc}") from None
+
+
+class BoundedJSONParser(BoundedParserMixin, StrictJSONParser):
     pass
 
 
