@@ -1,4 +1,4 @@
-"""The generic JSON webhook's payload (PRODUCT.md §3.1): validation and normalisation.
+"""The generic JSON webhook's payload (docs/generic-webhook.md): validation and normalisation.
 
 The view validates synchronously so the sender gets a 400 naming every problem; the
 processing task parses the stored body again with the same function.

@@ -1,4 +1,4 @@
-"""Receiving alert mail (PRODUCT.md §3.3) from django-anymail's inbound webhooks (the
+"""Receiving alert mail (docs/email-integration.md) from django-anymail's inbound webhooks (the
 `inbound` signal) and from `manage.py ingest_email` (a local MTA's pipe).
 
 Both take the same path: find the integration the recipient address names, store the raw

@@ -1,4 +1,4 @@
-"""The bearer-token incoming webhook (PRODUCT.md §3.2): query parameters that declare an
+"""The bearer-token incoming webhook (docs/incoming-webhook.md): query parameters that declare an
 incident, each either literal or `json(path)` into the request body."""
 
 import re

@@ -293,8 +293,9 @@ class Alert(models.Model):
 
 
 class AlertRule(models.Model):
-    """A rule of PRODUCT.md §3.4: conditions on an alert (after mapping) and what to do with
-    it. The shapes of `conditions` and `actions` are checked by integrations.rules."""
+    """An alert rule (docs/mapping-and-rules.md): conditions on an alert (after mapping)
+    and what to do with it. The shapes of `conditions` and `actions` are checked by
+    integrations.rules."""
 
     class Action(models.TextChoices):
         SUPPRESS = "suppress", "Suppress"
@@ -332,9 +333,9 @@ class AlertRule(models.Model):
         default=list, blank=True, help_text="All must hold; an empty list matches every alert."
     )
     actions = models.JSONField(default=list)
-    # Where rules conflict the most recently created one wins (PRODUCT.md §3.4), so this is
-    # part of the behaviour, not only a record; a default rather than auto_now_add lets an
-    # import keep the original order.
+    # Where rules conflict the most recently created one wins (docs/mapping-and-rules.md),
+    # so this is part of the behaviour, not only a record; a default rather than
+    # auto_now_add lets an import keep the original order.
     created_at = models.DateTimeField(default=timezone.now, editable=False)
 
     class Meta:

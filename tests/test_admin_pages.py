@@ -1,4 +1,4 @@
-"""The admin pages render for each group, and the actions work (PRODUCT.md §6)."""
+"""The admin pages render for each group, and the actions work (docs/roles.md)."""
 
 import pytest
 from django.urls import reverse

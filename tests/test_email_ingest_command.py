@@ -1,5 +1,5 @@
 """Alert mail through `manage.py ingest_email` (a local MTA's pipe), with real RFC 822
-messages, and the parsing rules of PRODUCT.md §3.3."""
+messages, and the parsing rules in docs/email-integration.md."""
 
 import io
 import subprocess

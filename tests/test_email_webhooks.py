@@ -1,5 +1,5 @@
 """Alert mail through django-anymail's inbound webhooks (/anymail/<esp>/inbound/), with the
-payloads and authentication each provider really sends (PRODUCT.md §3.3)."""
+payloads and authentication each provider really sends (docs/email-integration.md)."""
 
 import base64
 import hashlib

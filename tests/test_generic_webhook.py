@@ -1,4 +1,4 @@
-"""The generic JSON webhook through HTTP: PRODUCT.md §3.1 and the grouping rules of §2."""
+"""The generic JSON webhook through HTTP (docs/generic-webhook.md) and the grouping rules."""
 
 import pytest
 

@@ -1,4 +1,4 @@
-"""Bad requests to the generic webhook get a clear 4xx with a JSON body (PRODUCT.md §3.1)."""
+"""Bad requests to the generic webhook get a clear 4xx with a JSON body (see docs/)."""
 
 import json
 import socket

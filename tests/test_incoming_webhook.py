@@ -1,4 +1,4 @@
-"""The bearer-token incoming webhook through HTTP (PRODUCT.md §3.2)."""
+"""The bearer-token incoming webhook through HTTP (docs/incoming-webhook.md)."""
 
 import json
 

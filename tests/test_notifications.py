@@ -1,4 +1,4 @@
-"""Portal email notifications (PRODUCT.md §5): the settings singleton, who gets what, and
+"""Portal email notifications (docs/notifications.md): the settings singleton, who gets what, and
 one email per happening."""
 
 from datetime import timedelta

@@ -1,4 +1,4 @@
-"""What each group may do through the API (PRODUCT.md §6)."""
+"""What each group may do through the API (docs/roles.md)."""
 
 import pytest
 from django.contrib.auth.models import Group, Permission

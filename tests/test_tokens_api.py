@@ -1,4 +1,4 @@
-"""Bearer tokens of incoming-webhook integrations through the REST API (PRODUCT.md §7)."""
+"""Bearer tokens of incoming-webhook integrations through the REST API (docs/api.md)."""
 
 import pytest
 from django.db import connection
