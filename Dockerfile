@@ -22,6 +22,9 @@ RUN SECRET_KEY="$(python -c 'import secrets; print(secrets.token_urlsafe(50))')"
 
 USER tocsin
 ENV DATABASE_URL=sqlite:////app/data/tocsin.sqlite3
+# Declared so the database and the generated key outlive the container even when no volume
+# is named: Docker then makes an anonymous one (docker compose keeps it on recreate).
+VOLUME /app/data
 EXPOSE 8000
 ENTRYPOINT ["scripts/entrypoint"]
 CMD ["web"]

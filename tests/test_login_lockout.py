@@ -94,3 +94,12 @@ def test_the_test_clients_login_still_works_with_the_lockout_on(client, responde
     assert settings.AXES_ENABLED
     assert client.login(username="rita", password="pw-rita")
     assert not client.login(username="rita", password="wrong password")
+
+
+def test_a_sign_in_logs_no_info_lines_but_a_failure_is_a_warning(client, responder, caplog):
+    caplog.set_level("DEBUG")
+    assert sign_in(client, "rita", "pw-rita").status_code == 302
+    assert [r for r in caplog.records if r.name.startswith("axes")] == []
+    sign_in(client, "rita", "wrong password")
+    lines = [r for r in caplog.records if r.name.startswith("axes")]
+    assert lines and {r.levelname for r in lines} == {"WARNING"}

@@ -193,9 +193,8 @@ LOG_LEVEL = env_log_level("LOG_LEVEL", "INFO")
 # django-q2 logs every enqueued and finished task at INFO -- a line or two per alert. Its
 # logger is held at WARNING (or LOG_LEVEL, when stricter); TOCSIN_QUEUE_LOG_LEVEL=INFO
 # brings those lines back.
-QUEUE_LOG_LEVEL = env_log_level(
-    "TOCSIN_QUEUE_LOG_LEVEL", LOG_LEVEL if LOG_LEVEL in ("ERROR", "CRITICAL") else "WARNING"
-)
+QUIET_LOG_LEVEL = LOG_LEVEL if LOG_LEVEL in ("ERROR", "CRITICAL") else "WARNING"
+QUEUE_LOG_LEVEL = env_log_level("TOCSIN_QUEUE_LOG_LEVEL", QUIET_LOG_LEVEL)
 
 REDIS_URL = env_str("REDIS_URL")
 if REDIS_URL:
@@ -329,5 +328,7 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     # Propagated records are filtered by their own logger's level, not the root's.
-    "loggers": {"django-q": {"level": QUEUE_LOG_LEVEL}},
+    # django-axes writes four INFO lines per successful sign-in; its failures and lockouts
+    # are WARNINGs and still show.
+    "loggers": {"django-q": {"level": QUEUE_LOG_LEVEL}, "axes": {"level": QUIET_LOG_LEVEL}},
 }
