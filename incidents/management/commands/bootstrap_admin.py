@@ -18,7 +18,11 @@ class Command(BaseCommand):
             return
         password = secrets.token_urlsafe(12)
         user = User.objects.create_superuser(username=username, email="", password=password)
-        user.groups.add(Group.objects.get(name="Administrator"))
+        # A superuser may do everything anyway; the group only shows the role, so a
+        # database whose groups were removed (or flushed) must not stop the first start.
+        administrators = Group.objects.filter(name="Administrator").first()
+        if administrators is not None:
+            user.groups.add(administrators)
         self.stdout.write(
             self.style.SUCCESS("First administrator created. Log in at /admin/ with\n")
             + f"  username: {username}\n  password: {password}\n"
