@@ -215,7 +215,7 @@ class DeliveryAdmin(admin.ModelAdmin):
         # Pending behind an earlier delivery of the same incident and destination: its
         # error says which one.
         if getattr(sent, "waiting", False):
-            return badge(sent.status, "Waiting")
+            return badge("waiting", "Waiting")
         return badge(sent.status, sent.get_status_display())
 
     # Short cells keep the log's columns on screen next to the filters: dates with seconds
@@ -261,8 +261,9 @@ class DeliveryAdmin(admin.ModelAdmin):
                 re_sent_pairs.add(pair)
             else:
                 skipped += 1
-        self.message_user(request, f"{queued} delivery(ies) queued to be sent again.",
-                          messages.SUCCESS)
+        if queued:
+            self.message_user(request, f"{queued} delivery(ies) queued to be sent again.",
+                              messages.SUCCESS)
         if skipped:
             self.message_user(
                 request, f"{skipped} were left alone: they, or a later delivery for the same "

@@ -30,6 +30,8 @@ def test_five_wrong_passwords_lock_the_account_even_against_the_right_one(client
     page = response.content.decode()
     assert "Too many failed sign-ins" in page
     assert "axes_reset" in page
+    assert "for 15 minutes after the last one" in " ".join(page.split())
+    assert 'href="/admin/login/"' in page
     assert "_auth_user_id" not in client.session
 
 
