@@ -284,6 +284,10 @@ def test_a_waiting_delivery_shows_as_waiting_in_the_api_and_the_delivery_log(
     client.force_login(manager)
     page = client.get(reverse("admin:destinations_delivery_change", args=[resolve.pk]))
     assert "Waiting" in page.content.decode()
+    log = client.get(reverse("admin:destinations_delivery_changelist")).content.decode()
+    assert log.count("tocsin-badge--waiting") == 1
+    incident_page = client.get(reverse("admin:incidents_incident_change", args=[incident.pk]))
+    assert incident_page.content.decode().count("tocsin-badge--waiting") == 1
 
 
 def test_re_sending_a_trigger_and_its_resolve_from_the_delivery_log_sends_them_in_order(
