@@ -219,6 +219,19 @@ def test_preview_shows_mapped_fields_and_matching_rules_without_storing(
     assert not Alert.objects.exists() and not InboundEvent.objects.exists()
 
 
+@pytest.mark.parametrize("odd", ["²", "99999999999999999999"])
+def test_preview_ignores_ids_that_are_not_ascii_digits_or_out_of_range(
+    as_responder, integration, odd
+):
+    response = as_responder.post(url(integration, "preview/"), {
+        "payload": {"message": "x", "alert_type": "critical", "tags": [odd],
+                    "priority": odd, "escalation_policy": odd},
+    }, format="json")
+    assert response.status_code == 200, response.content
+    alert = response.json()["alert"]
+    assert (alert["tags"], alert["priority"], alert["escalation_policy"]) == ([], None, None)
+
+
 def test_preview_tries_an_unsaved_mapping_and_unsaved_rules(as_manager, integration):
     lifecycle.open_incident(service=integration.service, title="t", entity_id="db-9")
     response = as_manager.post(url(integration, "preview/"), {
