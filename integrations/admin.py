@@ -12,6 +12,7 @@ from integrations import preview, queue, samples
 from integrations.forms import AlertRuleForm, IntegrationForm, pretty
 from integrations.models import Alert, AlertRule, InboundEvent, Integration, IntegrationToken
 from integrations.signals import announce_configuration_change
+from tocsin import strictjson
 from tocsin.adminkit import CSS, JS, badge, copyable
 from tocsin.permissions import sees_integration_endpoints
 
@@ -153,14 +154,16 @@ class IntegrationAdmin(admin.ModelAdmin):
     def _run_preview(self, integration, data, events) -> dict:
         problems = {}
         overrides = {}
+        # Read as strictly as the API reads them (tocsin.strictjson): deep nesting made a
+        # RecursionError (a 500), and NaN or a lone surrogate would reach the validators.
         if integration.kind == Integration.Kind.GENERIC:
             try:
                 text = data.get("mapping", "").strip()
-                overrides["mapping_config"] = json.loads(text) if text else None
-            except ValueError as exc:
+                overrides["mapping_config"] = strictjson.loads(text) if text else None
+            except ValueError as exc:  # JSONProblem included
                 problems["mapping"] = [f"not valid JSON ({exc})"]
         try:
-            overrides["rule_items"] = json.loads(data.get("rules", "").strip() or "[]")
+            overrides["rule_items"] = strictjson.loads(data.get("rules", "").strip() or "[]")
         except ValueError as exc:
             problems["rules"] = [f"not valid JSON ({exc})"]
         if problems:

@@ -350,4 +350,9 @@ class InboundEventViewSet(
                 status=status.HTTP_409_CONFLICT,
             )
         event.refresh_from_db()
-        return Response(InboundEventSerializer(event).data, status=status.HTTP_202_ACCEPTED)
+        # The request tells the serializer who asks: as in GET, those who may see the
+        # integration's address see it in the body.
+        return Response(
+            InboundEventSerializer(event, context=self.get_serializer_context()).data,
+            status=status.HTTP_202_ACCEPTED,
+        )

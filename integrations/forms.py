@@ -10,6 +10,7 @@ from django.core.exceptions import ValidationError
 from integrations import rules
 from integrations.mapping import validate_mapping
 from integrations.models import AlertRule, Integration
+from tocsin import strictjson
 
 JSON_AREA = {"class": "vLargeTextField tocsin-json", "rows": 8, "spellcheck": "false"}
 
@@ -19,7 +20,25 @@ def pretty(value) -> str:
 
 
 class PrettyJSONField(forms.JSONField):
-    """A JSON textarea that shows what is stored indented, one key a line."""
+    """A JSON textarea that shows what is stored indented, one key a line. Read strictly
+    (tocsin.strictjson), as the API reads the same fields: with plain json.loads deep
+    nesting raised RecursionError (a 500) and NaN or a lone surrogate got through."""
+
+    def to_python(self, value):
+        if self.disabled or value in self.empty_values or not isinstance(value, str):
+            return super().to_python(value)
+        try:
+            return strictjson.loads(value)
+        except ValueError as exc:  # JSONProblem included
+            raise ValidationError(f"Not valid JSON ({exc}).", code="invalid") from None
+
+    def bound_data(self, data, initial):
+        if self.disabled or data is None:
+            return super().bound_data(data, initial)
+        try:
+            return strictjson.loads(data)
+        except ValueError:
+            return forms.fields.InvalidJSONInput(data)
 
     def prepare_value(self, value):
         if isinstance(value, forms.fields.InvalidJSONInput):

@@ -105,6 +105,18 @@ def parse_body(body: bytes) -> dict:
     return data
 
 
+def accept(body: bytes, *, mapped: bool) -> dict:
+    """What the webhook checks before it answers: the body is strict JSON, an object, and,
+    without a mapping, a valid alert. Raises InvalidPayload: the answer is a 400 and the
+    event is stored as rejected. With a mapping the body is the sender's own JSON: the
+    worker maps it, and an empty mapped message fails the stored event (reprocessable once
+    the mapping is fixed) rather than the request. The preview asks the same question."""
+    document = parse_body(body)
+    if not mapped:
+        validate(document)
+    return document
+
+
 def validate(data: dict) -> AlertFields:
     """Check every field and return them all at once, or raise with every problem found."""
     errors: dict[str, str] = {}

@@ -56,6 +56,12 @@ def split_path(path: str) -> tuple[str, ...]:
     return tuple(path.split(".")) if path else ()
 
 
+def is_index(part: str) -> bool:
+    # ASCII only: str.isdigit also takes "²", which int() refuses.
+    digits = part.removeprefix("-")
+    return digits.isascii() and digits.isdigit()
+
+
 def lookup(document, path):
     """Follow a dotted path (`alerts.0.labels.alertname`, or its parts) through objects
     and lists; integers index lists (negative ones from the end). MISSING if it does not
@@ -64,7 +70,7 @@ def lookup(document, path):
     for part in split_path(path) if isinstance(path, str) else path:
         if isinstance(current, dict) and part in current:
             current = current[part]
-        elif isinstance(current, list) and part.lstrip("-").isdigit():
+        elif isinstance(current, list) and is_index(part):
             index = int(part)
             if not -len(current) <= index < len(current):
                 return MISSING

@@ -233,6 +233,10 @@ class InboundEvent(models.Model):
     enqueued_at = models.DateTimeField(
         null=True, blank=True, help_text="When it was last handed to the task queue."
     )
+    attempt_started_at = models.DateTimeField(
+        null=True, blank=True,
+        help_text="When the attempt in progress started; empty once a retryable attempt ended.",
+    )
     processed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

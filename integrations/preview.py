@@ -13,6 +13,9 @@ from integrations.models import INCIDENT_OPENING_TYPES, InboundEvent, Integratio
 
 RECENT_EVENTS = 20
 
+WOULD_FAIL = "the event would fail (it is kept and can be reprocessed)"
+REFUSED = "refused at the door: the webhook answers 400 and stores the event as rejected"
+
 
 class InvalidConfiguration(Exception):
     """What was given to try cannot be tried: the unsaved mapping or rules are malformed,
@@ -73,10 +76,12 @@ def _outcome(integration: Integration, fields: generic.AlertFields) -> str:
 
 def preview(integration: Integration, body: bytes, *, source: str | None = None,
             query: dict | None = None, received_at=None, mapping_config=processing.SAVED,
-            rule_items=None) -> dict:
-    """The result as a JSON-ready dict: `alert` (or `error` when the event would fail),
-    `mapping` (matched blocks), `rules` (the audit the alert would get), `outcome`.
-    Raises InvalidConfiguration for a malformed unsaved mapping or rules."""
+            rule_items=None, arriving: bool = True) -> dict:
+    """The result as a JSON-ready dict: `alert` (or `error` when the event would be
+    refused or fail), `mapping` (matched blocks), `rules` (the audit the alert would get),
+    `outcome`. A body `arriving` (pasted, not a received event) meets the generic
+    webhook's door first, as a request would. Raises InvalidConfiguration for a malformed
+    unsaved mapping or rules."""
     errors = {}
     if mapping_config is not processing.SAVED:
         if mapping_config is not None and integration.kind != Integration.Kind.GENERIC:
@@ -91,17 +96,26 @@ def preview(integration: Integration, body: bytes, *, source: str | None = None,
     if errors:
         raise InvalidConfiguration(errors)
 
+    source = source or integration.kind
+    if arriving and source == Integration.Kind.GENERIC:
+        config = integration.mapping if mapping_config is processing.SAVED else mapping_config
+        try:
+            generic.accept(body, mapped=config is not None)
+        except generic.InvalidPayload as exc:
+            return {"alert": None, "error": str(exc), "mapping": None, "rules": [],
+                    "outcome": REFUSED}
+
     now = received_at or timezone.now()
     try:
         fields = processing.parse(
-            integration, source or integration.kind, body, query or {}, now,
+            integration, source, body, query or {}, now,
             mapping_config=mapping_config,
         )
         # A saved rule that cannot run (mapping.ConfigurationError) fails the event too.
         audit = rules.apply_rules(fields, specs, service_id=integration.service_id, now=now)
     except (generic.InvalidPayload, processing.ProcessingError) as exc:
         return {"alert": None, "error": str(exc), "mapping": None, "rules": [],
-                "outcome": "the event would fail (it is kept and can be reprocessed)"}
+                "outcome": WOULD_FAIL}
     alert = {
         "message": fields.message,
         "summary": fields.summary,
@@ -120,6 +134,9 @@ def preview(integration: Integration, body: bytes, *, source: str | None = None,
 
 
 def preview_event(integration: Integration, event: InboundEvent, **overrides) -> dict:
-    """Preview one of the integration's received events as it would be processed now."""
+    """Preview one of the integration's received events as it would be processed now. An
+    accepted one is past the door (if it came in before a stricter one, it would fail); a
+    rejected one meets the door again, as if it were sent now."""
     return preview(integration, bytes(event.body), source=event.source, query=event.query,
-                   received_at=event.received_at, **overrides)
+                   received_at=event.received_at,
+                   arriving=event.status == InboundEvent.Status.REJECTED, **overrides)

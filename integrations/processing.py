@@ -11,15 +11,22 @@ Runs in django-q2 workers, in three steps:
    meanwhile made concurrent ingest fail with "database is locked".
 3. One short transaction locks the event (PostgreSQL: FOR UPDATE SKIP LOCKED; SQLite: the
    IMMEDIATE transaction), checks it is still queued, stores the alert and routes it. A
-   duplicate task for the same event finds it locked or finished and does nothing; a
    worker that dies mid-way releases the lock with its connection and leaves it queued.
+
+A duplicate task for the same event (the sweeper re-queued it, the broker delivered it
+twice) does nothing while an attempt is in progress, and does not count as one: step 1
+only starts an attempt when the last one is certainly over, because it ended (the event is
+finished, or a retryable error cleared `attempt_started_at`) or because it started longer
+ago than the task timeout, which would have stopped it. So a duplicate can neither spend
+the running attempt's budget nor fail the event under it.
 """
 
 import logging
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, InterfaceError, OperationalError, transaction
-from django.db.models import F, Value
+from django.db.models import F, Q, Value
 from django.db.models.functions import Lower
 from django.utils import timezone
 
@@ -90,22 +97,33 @@ def process_event(event_id: int) -> str:
 
 
 def start_attempt(event_id: int) -> bool:
-    """Count one more attempt at a queued event that has attempts left. Committed on its
-    own (outside any transaction of the task) so a task killed later still counted."""
+    """Count one more attempt at a queued event that has attempts left and no attempt in
+    progress. Committed on its own (outside any transaction of the task) so a task killed
+    later still counted; one conditional UPDATE, so of two tasks at once only one starts."""
     return bool(
         InboundEvent.objects.filter(
-            pk=event_id, status=QUEUED, attempts__lt=settings.TOCSIN_EVENT_MAX_ATTEMPTS
-        ).update(attempts=F("attempts") + 1)
+            no_attempt_running(), pk=event_id, status=QUEUED,
+            attempts__lt=settings.TOCSIN_EVENT_MAX_ATTEMPTS,
+        ).update(attempts=F("attempts") + 1, attempt_started_at=timezone.now())
     )
 
 
+def no_attempt_running() -> Q:
+    """Events on which no attempt can still be running: none started, the last one ended
+    leaving the event queued (attempt_started_at cleared), or it started longer ago than
+    the task timeout, so django-q2 has stopped it."""
+    cutoff = timezone.now() - timedelta(seconds=settings.Q_CLUSTER["timeout"])
+    return Q(attempt_started_at__isnull=True) | Q(attempt_started_at__lt=cutoff)
+
+
 def give_up(event_id: int) -> bool:
-    """Fail a queued event whose attempts are spent, with the last error recorded, or
-    saying that no attempt finished. False if it is not such an event (it is finished,
-    or it is a duplicate task of an attempt that is still allowed)."""
+    """Fail a queued event whose attempts are spent and whose last attempt is over, with
+    the last error recorded, or saying that no attempt finished. False if it is not such
+    an event: it is finished, it has attempts left, or its last attempt may still be
+    running and complete it (this is then a duplicate task, and leaves it alone)."""
     limit = settings.TOCSIN_EVENT_MAX_ATTEMPTS
     event = InboundEvent.objects.filter(
-        pk=event_id, status=QUEUED, attempts__gte=limit
+        no_attempt_running(), pk=event_id, status=QUEUED, attempts__gte=limit
     ).only("error").first()
     if event is None:
         return False
@@ -113,13 +131,17 @@ def give_up(event_id: int) -> bool:
         "no attempt finished (each was stopped before the end, e.g. by the task timeout, "
         "TOCSIN_TASK_TIMEOUT)"
     )
-    return fail_spent(event_id, cause)
+    # Checked again in the UPDATE: a new attempt cannot start on a spent event, but the
+    # database decides whether it is still queued and idle.
+    return fail_spent(event_id, cause, no_attempt_running())
 
 
-def fail_spent(event_id: int, cause: str) -> bool:
+def fail_spent(event_id: int, cause: str, *conditions: Q) -> bool:
     limit = settings.TOCSIN_EVENT_MAX_ATTEMPTS
     return bool(
-        InboundEvent.objects.filter(pk=event_id, status=QUEUED, attempts__gte=limit).update(
+        InboundEvent.objects.filter(
+            *conditions, pk=event_id, status=QUEUED, attempts__gte=limit
+        ).update(
             status=InboundEvent.Status.FAILED, processed_at=timezone.now(),
             error=storable.text(f"Gave up after {limit} attempts. Last error: {cause}")[
                 :ERROR_LIMIT],
@@ -131,10 +153,13 @@ def retry_or_fail(event_id: int, error: str) -> bool:
     """After a transient error: fail the event if that was its last attempt (True), else
     keep the error on it, still queued, for the sweeper to retry and for people to see."""
     try:
+        # This attempt was the last one: it is over, so it fails the event itself.
         if fail_spent(event_id, error):
             return True
+        # Over, so the next task may start an attempt at once rather than wait out the
+        # task timeout.
         InboundEvent.objects.filter(pk=event_id, status=QUEUED).update(
-            error=storable.text(error)[:ERROR_LIMIT]
+            error=storable.text(error)[:ERROR_LIMIT], attempt_started_at=None,
         )
     except TRANSIENT_ERRORS:
         # The database is still unwell; the attempt is counted, the sweeper comes back.
@@ -207,13 +232,10 @@ def build_alert(event: InboundEvent) -> Alert:
 
 
 def _by_id(model, raw):
-    """Look up an id sent in a payload; unknown or malformed ids are ignored (None)."""
-    if raw is None or isinstance(raw, bool):
-        return None
-    try:
-        return model.objects.filter(pk=int(str(raw).strip())).first()
-    except (TypeError, ValueError):
-        return None
+    """Look up an id sent in a payload; unknown, malformed or out-of-range ids are ignored
+    (None)."""
+    pk = rules.as_id(raw)
+    return None if pk is None else model.objects.filter(pk=pk).first()
 
 
 def find_tags(raw) -> list:
@@ -223,12 +245,12 @@ def find_tags(raw) -> list:
     an expression deeper than SQLite allows at about 1,000 names."""
     texts = [str(item).strip() for item in raw if item is not None and not isinstance(item, bool)]
     texts = list(dict.fromkeys(text for text in texts if text))
-    ids = [int(text) for text in texts if text.isdigit()]
+    ids = [pk for pk in map(rules.as_id, texts) if pk is not None]
     by_id = {}
     for start in range(0, len(ids), TAG_CHUNK):
         chunk = ids[start:start + TAG_CHUNK]
         by_id.update((tag.pk, tag) for tag in Tag.objects.filter(pk__in=chunk))
-    names = [text for text in texts if not (text.isdigit() and int(text) in by_id)]
+    names = [text for text in texts if rules.as_id(text) not in by_id]
     for start in range(0, len(names), TAG_CHUNK):
         # Both sides folded by the database, so its idea of case applies to both.
         folded = [Lower(Value(name)) for name in names[start:start + TAG_CHUNK]]

@@ -33,7 +33,8 @@ def requeue(event: InboundEvent) -> bool:
         changed = InboundEvent.objects.filter(
             pk=event.pk, status=InboundEvent.Status.FAILED
         ).update(
-            status=InboundEvent.Status.QUEUED, error="", attempts=0, enqueued_at=timezone.now()
+            status=InboundEvent.Status.QUEUED, error="", attempts=0, attempt_started_at=None,
+            enqueued_at=timezone.now(),
         )
         if changed:
             transaction.on_commit(lambda: enqueue(event))

@@ -183,14 +183,32 @@ def validate_actions(actions) -> list[str]:
 
 # --- Looking things up ----------------------------------------------------------------
 
+# Ids are 64-bit in the database. A larger number names nothing, and SQLite refuses even
+# to compare with it (OverflowError), so it is no id.
+MAX_ID = 2**63 - 1
+
+
+def as_id(value) -> int | None:
+    """The id a payload value names: an integer, or ASCII digits (str.isdigit also takes
+    "²", which int() refuses), within the 64-bit range; None for anything else."""
+    if value is None or isinstance(value, bool):
+        return None
+    text = str(value).strip()
+    if not (text.isascii() and text.isdigit()):
+        return None
+    number = int(text)
+    return number if number <= MAX_ID else None
+
+
 def find(model, value, *, names: bool = True):
     """The object with this id (an integer or digits) or, where allowed, this name
     (case-insensitive); None if there is none."""
     if value is None or isinstance(value, bool):
         return None
     text = str(value).strip()
-    if text.isdigit():
-        found = model.objects.filter(pk=int(text)).first()
+    pk = as_id(text)
+    if pk is not None:
+        found = model.objects.filter(pk=pk).first()
         if found is not None or not names:
             return found
     return model.objects.filter(name__iexact=text).first() if names and text else None

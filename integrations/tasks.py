@@ -16,14 +16,16 @@ def requeue_stale_events() -> int:
     """Hand events that have waited too long to the queue again.
 
     Covers a broker that refused the task, a Redis broker that lost it, or a worker killed
-    while holding it. Processing locks and re-checks the event, so a duplicate is harmless.
-    An event whose attempts are spent (the last one never finished) is failed here instead,
-    with its cause, so nothing is re-queued forever.
+    while holding it. An event with an attempt still running (started less than the task
+    timeout ago) is left alone: a task for it would do nothing, and failing it would lose
+    the alert the attempt is about to store. An event whose attempts are spent and whose
+    last attempt is over (it never finished) is failed here instead, with its cause, so
+    nothing is re-queued forever.
     """
     cutoff = timezone.now() - timedelta(seconds=settings.TOCSIN_REQUEUE_AFTER_SECONDS)
-    stale = InboundEvent.objects.filter(status=InboundEvent.Status.QUEUED).filter(
-        Q(enqueued_at__lt=cutoff) | Q(enqueued_at__isnull=True)
-    )
+    stale = InboundEvent.objects.filter(
+        processing.no_attempt_running(), status=InboundEvent.Status.QUEUED
+    ).filter(Q(enqueued_at__lt=cutoff) | Q(enqueued_at__isnull=True))
     events = list(
         stale.only("pk", "trace_id", "attempts").order_by("received_at")[:SWEEP_BATCH]
     )

@@ -129,12 +129,7 @@ def generic_event(request, key):
     if limited:
         return limited
     try:
-        document = generic.parse_body(body)
-        # With a mapping the body is the sender's own JSON: the worker maps it, and an
-        # empty mapped message fails the stored event (reprocessable once the mapping is
-        # fixed) rather than the request.
-        if integration.mapping is None:
-            generic.validate(document)
+        generic.accept(body, mapped=integration.mapping is not None)
     except generic.InvalidPayload as exc:
         # Kept as a rejected event so whoever sets up the sender can see what arrived.
         errors = exc.errors

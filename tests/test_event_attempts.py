@@ -22,9 +22,18 @@ def queued_event(integration, body=b'{"message": "Disk full", "alert_type": "cri
 
 
 def left_for_the_sweeper(event):
-    """Age the event past TOCSIN_REQUEUE_AFTER_SECONDS, as if its task was lost."""
+    """Age the event past TOCSIN_REQUEUE_AFTER_SECONDS, as if its task was lost, and its
+    last attempt (if any) past the task timeout, as if the timeout stopped it."""
+    an_hour_ago = timezone.now() - timedelta(hours=1)
+    InboundEvent.objects.filter(pk=event.pk).update(enqueued_at=an_hour_ago)
+    InboundEvent.objects.filter(pk=event.pk, attempt_started_at__isnull=False).update(
+        attempt_started_at=an_hour_ago
+    )
+
+
+def last_attempt_started(event, seconds_ago):
     InboundEvent.objects.filter(pk=event.pk).update(
-        enqueued_at=timezone.now() - timedelta(hours=1)
+        attempt_started_at=timezone.now() - timedelta(seconds=seconds_ago)
     )
 
 
@@ -196,3 +205,107 @@ def test_the_body_is_parsed_and_judged_before_any_transaction_or_lock(
     assert seen == [False]
     event.refresh_from_db()
     assert (event.status, event.attempts) == ("completed", 1)
+
+
+def test_a_duplicate_task_during_the_last_attempt_leaves_it_to_complete(integration, monkeypatch):
+    event = queued_event(integration)
+    InboundEvent.objects.filter(pk=event.pk).update(attempts=4)
+    duplicates = []
+    build = processing.build_alert
+
+    def with_a_duplicate_meanwhile(event):
+        duplicates.append(processing.process_event(event.pk))
+        return build(event)
+
+    monkeypatch.setattr("integrations.processing.build_alert", with_a_duplicate_meanwhile)
+
+    assert processing.process_event(event.pk) == "completed"
+    assert duplicates == ["skipped"]
+    event.refresh_from_db()
+    assert (event.status, event.attempts, event.error) == ("completed", 5, "")
+    assert Alert.objects.filter(inbound_event=event).count() == 1
+
+
+def test_a_duplicate_task_during_an_attempt_does_not_count_as_one(integration, monkeypatch):
+    event = queued_event(integration)
+    duplicates = []
+    build = processing.build_alert
+
+    def with_duplicates_meanwhile(event):
+        duplicates.extend(processing.process_event(event.pk) for _ in range(6))
+        return build(event)
+
+    monkeypatch.setattr("integrations.processing.build_alert", with_duplicates_meanwhile)
+
+    assert processing.process_event(event.pk) == "completed"
+    assert duplicates == ["skipped"] * 6
+    event.refresh_from_db()
+    assert (event.status, event.attempts) == ("completed", 1)
+
+
+def test_a_task_after_an_attempt_outlived_the_task_timeout_tries_again(
+    integration, settings
+):
+    event = queued_event(integration)
+    InboundEvent.objects.filter(pk=event.pk).update(attempts=1)
+    last_attempt_started(event, settings.Q_CLUSTER["timeout"] - 5)
+    assert processing.process_event(event.pk) == "skipped"
+
+    last_attempt_started(event, settings.Q_CLUSTER["timeout"] + 1)
+    assert processing.process_event(event.pk) == "completed"
+    event.refresh_from_db()
+    assert (event.status, event.attempts) == ("completed", 2)
+
+
+def test_a_transient_error_ends_the_attempt_so_the_next_task_retries_at_once(
+    integration, monkeypatch
+):
+    event = queued_event(integration)
+    with monkeypatch.context() as patched:
+        patched.setattr("integrations.processing.route_alert", locked)
+        with pytest.raises(OperationalError):
+            processing.process_event(event.pk)
+    event.refresh_from_db()
+    assert (event.status, event.attempts, event.attempt_started_at) == ("queued", 1, None)
+
+    assert processing.process_event(event.pk) == "completed"
+    event.refresh_from_db()
+    assert (event.status, event.attempts, event.error) == ("completed", 2, "")
+
+
+def test_the_sweeper_leaves_a_spent_event_alone_while_its_last_attempt_may_be_running(
+    integration, settings, swept
+):
+    event = queued_event(integration)
+    left_for_the_sweeper(event)
+    InboundEvent.objects.filter(pk=event.pk).update(attempts=5)
+    last_attempt_started(event, settings.Q_CLUSTER["timeout"] - 5)
+
+    assert tasks.requeue_stale_events() == 0
+    event.refresh_from_db()
+    assert (event.status, event.attempts, event.error) == ("queued", 5, "")
+    assert swept == []
+
+    # Past the task timeout the attempt was certainly stopped: the event fails.
+    last_attempt_started(event, settings.Q_CLUSTER["timeout"] + 1)
+    assert tasks.requeue_stale_events() == 0
+    event.refresh_from_db()
+    assert event.status == "failed"
+    assert event.error.startswith("Gave up after 5 attempts. Last error: no attempt finished")
+    assert swept == []
+
+
+def test_the_sweeper_does_not_requeue_an_event_while_an_attempt_may_be_running(
+    integration, settings, swept
+):
+    event = queued_event(integration)
+    left_for_the_sweeper(event)
+    InboundEvent.objects.filter(pk=event.pk).update(attempts=2)
+    last_attempt_started(event, 10)
+
+    assert tasks.requeue_stale_events() == 0
+    assert swept == []
+
+    last_attempt_started(event, settings.Q_CLUSTER["timeout"] + 1)
+    assert tasks.requeue_stale_events() == 1
+    assert swept == [event.pk]

@@ -165,6 +165,35 @@ def test_ids_are_resolved_when_valid_and_ignored_otherwise(send, service):
     assert (bad.priority, bad.sla, bad.escalation_policy) == (None, None, None)
 
 
+@pytest.mark.parametrize("odd", [
+    "²", "١٢", "99999999999999999999", 2**64, "9223372036854775808", "-3", "--1", "1_0",
+])
+def test_ids_that_are_not_ascii_digits_or_out_of_range_are_ignored_as_unknown(
+    send, service, odd
+):
+    # "²" and "١٢" pass str.isdigit but int() refuses the first; past 2**63 SQLite refuses
+    # to compare. Either failed the event after the 200.
+    tag = Tag.objects.create(name="db")
+    status = send({"message": "a", "alert_type": "critical", "entity_id": "odd",
+                   "priority": odd, "sla": odd, "escalation_policy": odd,
+                   "tags": [odd, tag.pk]})
+    assert status["status"] == "completed", status
+    [incident] = incidents_for("odd")
+    assert (incident.priority, incident.sla, incident.escalation_policy) == (None, None, None)
+    assert list(incident.tags.all()) == [tag]
+    assert InboundEvent.objects.get().status == "completed"
+
+
+def test_a_tag_or_priority_named_like_a_number_is_still_found_by_name(send):
+    squared = Tag.objects.create(name="²")
+    huge = Priority.objects.create(name="99999999999999999999")
+    send({"message": "a", "alert_type": "critical", "entity_id": "named",
+          "priority": "99999999999999999999", "tags": ["²"]})
+    [incident] = incidents_for("named")
+    assert incident.priority == huge
+    assert list(incident.tags.all()) == [squared]
+
+
 def test_payload_urls_and_stakeholders_are_kept(send):
     body = {
         "message": "a", "payload": {"cpu": 97, "host": "web-1"},

@@ -145,3 +145,22 @@ def test_staff_without_a_role_may_read_the_schema_but_not_a_stranger(client, db)
     assert api_client_for(stranger).get("/api/v1/schema/").status_code == 403
     client.force_login(staff)
     assert client.get("/api/v1/schema/").status_code == 200
+
+
+def test_managers_see_the_address_in_the_answer_to_reprocess_as_in_get(
+    manager, mailbox, monkeypatch
+):
+    monkeypatch.setattr("integrations.queue.async_task", lambda *args, **kwargs: None)
+    event = InboundEvent.objects.create(
+        integration=mailbox, source="email", status="failed", error="boom",
+        headers={"Recipient": mailbox.email_address},
+        body=f"To: {mailbox.email_address}\r\nSubject: Disk\r\n\r\nDisk full\r\n".encode(),
+    )
+    client = api_client_for(manager)
+    response = client.post(f"/api/v1/inbound-events/{event.pk}/reprocess/")
+    assert response.status_code == 202, response.content
+    answer = response.json()
+    assert answer["status"] == "queued"
+    assert answer["headers"]["Recipient"] == mailbox.email_address
+    assert f"To: {mailbox.email_address}" in answer["body"]
+    assert answer == client.get(f"/api/v1/inbound-events/{event.pk}/").json()

@@ -83,6 +83,10 @@ def test_each_operator(op, value, actual, expected):
     ("alerts.first.labels", mapping.MISSING),
     ("commonLabels.alertname.deeper", mapping.MISSING),
     ("truncatedAlerts", 0),
+    # Digits int() refuses (or that are no index) find nothing rather than fail the event.
+    ("alerts.².labels", mapping.MISSING),
+    ("alerts.--1.labels", mapping.MISSING),
+    ("alerts.99999999999999999999.labels", mapping.MISSING),
 ])
 def test_paths_reach_into_nested_objects_and_lists(path, expected):
     found = mapping.lookup(ALERTMANAGER, path)

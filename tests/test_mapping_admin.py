@@ -94,6 +94,26 @@ def test_malformed_mapping_is_refused_in_the_admin(client, manager, integration)
     assert integration.mapping is None
 
 
+def test_deeply_nested_or_nan_configuration_is_refused_on_the_integration_page(
+    client, manager, integration
+):
+    client.force_login(manager)
+    rule = {"name": "Odd", "position": "0", "enabled": "on",
+            "conditions": '[{"path": "a", "op": "gt", "value": NaN}]',
+            "actions": '[{"type": "add_note", "value": "\\ud800"}]'}
+    response = client.post(change_url(integration), change_form(
+        integration, mapping="[" * 5000, rules=[rule]))
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors["mapping"] == [
+        "Not valid JSON (body: nests deeper than 64 levels)."]
+    errors = response.context["inline_admin_formsets"][0].formset.errors[0]
+    assert errors["conditions"] == [
+        "Not valid JSON (0.value: is NaN, which is not a number JSON can carry)."]
+    assert errors["actions"][0].startswith("Not valid JSON (0.value: contains a lone surrogate")
+    integration.refresh_from_db()
+    assert integration.mapping is None and not AlertRule.objects.exists()
+
+
 def test_malformed_rule_is_refused_in_the_admin(client, manager, integration):
     client.force_login(manager)
     rule = {"name": "Bad", "position": "0", "enabled": "on",
@@ -186,6 +206,34 @@ def test_preview_page_names_bad_json_and_malformed_configuration(client, manager
         "payload": "{}", "mapping": '{"direct": {"title": {"value": 1}}}', "rules": "[]"})
     assert response.context["problems"]["mapping"][0].startswith(
         "direct.title: unknown field 'title'")
+
+
+def test_preview_page_names_deep_nesting_nan_and_surrogates_in_pasted_configuration(
+    client, manager, integration
+):
+    # Plain json.loads raised RecursionError on deep nesting (a 500), and let NaN and lone
+    # surrogates through to the validators.
+    client.force_login(manager)
+    response = client.post(preview_url(integration), {
+        "payload": "{}", "mapping": "[" * 5000, "rules": "[" * 5000})
+    assert response.status_code == 200
+    assert response.context["problems"] == {
+        "mapping": ["not valid JSON (body: nests deeper than 64 levels)"],
+        "rules": ["not valid JSON (body: nests deeper than 64 levels)"],
+    }
+    assert "result" not in response.context
+
+    response = client.post(preview_url(integration), {
+        "payload": "{}", "mapping": '{"direct": {"message": {"value": NaN}}}',
+        "rules": '[{"name": "\\ud800", "conditions": [], "actions": []}]'})
+    assert response.status_code == 200
+    problems = response.context["problems"]
+    assert problems["mapping"] == [
+        "not valid JSON (direct.message.value: is NaN, which is not a number JSON can carry)"]
+    assert problems["rules"] == [
+        "not valid JSON (0.name: contains a lone surrogate escape (such as \\ud800), "
+        "which is not text)"]
+    assert "is NaN, which is not a number JSON can carry" in response.content.decode()
 
 
 def test_preview_page_needs_the_view_permission(client, integration, django_user_model):

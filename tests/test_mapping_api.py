@@ -219,6 +219,19 @@ def test_preview_shows_mapped_fields_and_matching_rules_without_storing(
     assert not Alert.objects.exists() and not InboundEvent.objects.exists()
 
 
+@pytest.mark.parametrize("odd", ["²", "99999999999999999999"])
+def test_preview_ignores_ids_that_are_not_ascii_digits_or_out_of_range(
+    as_responder, integration, odd
+):
+    response = as_responder.post(url(integration, "preview/"), {
+        "payload": {"message": "x", "alert_type": "critical", "tags": [odd],
+                    "priority": odd, "escalation_policy": odd},
+    }, format="json")
+    assert response.status_code == 200, response.content
+    alert = response.json()["alert"]
+    assert (alert["tags"], alert["priority"], alert["escalation_policy"]) == ([], None, None)
+
+
 def test_preview_tries_an_unsaved_mapping_and_unsaved_rules(as_manager, integration):
     lifecycle.open_incident(service=integration.service, title="t", entity_id="db-9")
     response = as_manager.post(url(integration, "preview/"), {
@@ -247,6 +260,70 @@ def test_preview_reports_an_empty_mapped_message_as_the_failure_it_would_be(
     assert body["alert"] is None
     assert body["error"] == ("message: the mapping produced an empty message: direct.message "
                              "(path 'title') found nothing")
+    # Past the door (the mapping decides later): the stored event would fail.
+    assert body["outcome"] == "the event would fail (it is kept and can be reprocessed)"
+
+
+@pytest.mark.parametrize(("text", "error"), [
+    ('{"message": NaN, "alert_type": "critical"}',
+     "message: is NaN, which is not a number JSON can carry"),
+    ('{"message": "\\ud800 down", "alert_type": "critical"}',
+     "message: contains a lone surrogate escape (such as \\ud800), which is not text"),
+    ('{"alert_type": "critical"}', "message: is required"),
+])
+def test_preview_says_a_pasted_payload_the_webhook_refuses_is_refused_at_the_door(
+    client, as_manager, integration, text, error
+):
+    body = as_manager.post(url(integration, "preview/"), {"payload": text},
+                           format="json").json()
+    assert body == {"alert": None, "error": error, "mapping": None, "rules": [],
+                    "outcome": "refused at the door: the webhook answers 400 and stores "
+                               "the event as rejected"}
+
+    # As the door does: a 400 naming the problem, and the event stored as rejected.
+    response = client.post(f"/api/events/{integration.key}/", data=text,
+                           content_type="application/json")
+    assert response.status_code == 400
+    assert InboundEvent.objects.get().status == "rejected"
+    assert InboundEvent.objects.get().error == error
+
+
+def test_preview_with_a_mapping_still_refuses_nan_at_the_door(as_manager, integration):
+    integration.mapping = MAPPING
+    integration.save()
+    body = as_manager.post(url(integration, "preview/"), {"payload": '{"title": NaN}'},
+                           format="json").json()
+    assert body["outcome"].startswith("refused at the door")
+    assert body["error"] == "title: is NaN, which is not a number JSON can carry"
+
+
+def test_preview_of_an_old_received_event_the_door_now_refuses_says_it_would_fail(
+    as_manager, integration
+):
+    event = InboundEvent.objects.create(integration=integration, source="generic",
+                                        body=b'{"message": NaN, "alert_type": "critical"}')
+    body = as_manager.post(url(integration, "preview/"), {"event": event.pk},
+                           format="json").json()
+    assert body["outcome"] == "the event would fail (it is kept and can be reprocessed)"
+    assert body["error"] == "message: is NaN, which is not a number JSON can carry"
+
+
+def test_preview_of_a_rejected_event_meets_the_door_again(as_manager, integration):
+    event = InboundEvent.objects.create(integration=integration, source="generic",
+                                        status="rejected", error="message: is required",
+                                        body=b'{"title": "Disk full"}')
+    body = as_manager.post(url(integration, "preview/"), {"event": event.pk},
+                           format="json").json()
+    assert (body["outcome"], body["error"]) == (
+        "refused at the door: the webhook answers 400 and stores the event as rejected",
+        "message: is required")
+
+    # With a mapping it would now get in, and make an alert.
+    integration.mapping = MAPPING
+    integration.save()
+    body = as_manager.post(url(integration, "preview/"), {"event": event.pk},
+                           format="json").json()
+    assert body["alert"]["message"] == "Disk full"
 
 
 def test_preview_of_a_received_event(as_manager, integration):
