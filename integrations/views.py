@@ -39,7 +39,7 @@ def post_only(view):
 def read_body(request, limit: int) -> bytes | None:
     """The request body, or None when it is over the limit (checked before reading)."""
     declared = request.META.get("CONTENT_LENGTH") or ""
-    if declared.isdigit() and int(declared) > limit:
+    if declared.isascii() and declared.isdigit() and int(declared) > limit:
         return None
     body = request.read(limit + 1)
     return None if len(body) > limit else body

@@ -153,3 +153,10 @@ def test_rate_limit_counts_in_redis_when_configured(client, integration, setting
     assert post_event(client, integration, {"message": "2"}).status_code == 429
     assert not RateLimitCounter.objects.exists()
     cache.clear()
+
+
+def test_a_content_length_of_unicode_digits_is_no_500(client, integration):
+    # "²" passes str.isdigit() but not int(); a server passing it through must not crash.
+    response = client.post(f"/api/events/{integration.key}/", data=b'{"message": "x"}',
+                           content_type="application/json", CONTENT_LENGTH="²")
+    assert response.status_code < 500

@@ -52,7 +52,7 @@ class BoundedParserMixin:
         if limit is not None:
             request = (parser_context or {}).get("request")
             declared = request.META.get("CONTENT_LENGTH", "") if request is not None else ""
-            if str(declared).isdigit() and int(declared) > limit:
+            if str(declared).isascii() and str(declared).isdigit() and int(declared) > limit:
                 raise RequestTooLarge(limit)
         try:
             return super().parse(stream, media_type, parser_context)
