@@ -1,5 +1,6 @@
 """Reading the body of an inbound mail webhook post (integrations.anymail_urls) with bounded
-work, before django-anymail sees it (docs/email-integration.md, "Limits on posts").
+work, before django-anymail sees it (docs/email-integration.md, "Repeats, rate limit and
+size").
 
 - Multipart form posts (Mailgun, SendGrid) are split here, whatever their size, instead of
   by Django's parser: Django's applies DATA_UPLOAD_MAX_NUMBER_FILES (100) and
@@ -26,7 +27,7 @@ from django.utils.http import parse_header_parameters
 # A form post holds at most this many parts (fields and files together).
 MAX_FORM_PARTS = 10_000
 # The header block of one form part (its Content-Disposition and Content-Type).
-MAX_PART_HEADER_BYTES = 8 * 1024
+MAX_PART_HEADER_BYTES = 2 * 1024
 # The header section of a raw message, and any one header field in it (unfolded).
 MAX_HEADER_SECTION = 64 * 1024
 MAX_HEADER_FIELD = 8 * 1024
@@ -71,7 +72,10 @@ def form_data(content_type: str, body: bytes) -> tuple[QueryDict, MultiValueDict
     boundary = parse_header_parameters(content_type)[1].get("boundary", "")
     if not boundary or len(boundary) > 200:
         raise MalformedPost("multipart/form-data without a usable boundary")
-    chunks = (b"\r\n" + body).split(b"\r\n--" + boundary.encode("latin-1"))
+    delimiter = b"--" + boundary.encode("latin-1")
+    # Lines end in CRLF (RFC 7578); a sender that writes bare LF is read alike.
+    newline = b"\n" if body.startswith(delimiter + b"\n") else b"\r\n"
+    chunks = (newline + body).split(newline + delimiter)
     if len(chunks) - 2 > MAX_FORM_PARTS:
         raise MalformedPost(f"more than {MAX_FORM_PARTS} form parts")
     post, files = QueryDict(mutable=True), MultiValueDict()
@@ -79,7 +83,7 @@ def form_data(content_type: str, body: bytes) -> tuple[QueryDict, MultiValueDict
     for chunk in chunks[1:]:
         if chunk.startswith(b"--"):
             break
-        head, separator, payload = chunk.partition(b"\r\n\r\n")
+        head, separator, payload = chunk.partition(newline * 2)
         if not separator or len(head) > MAX_PART_HEADER_BYTES:
             raise MalformedPost("a form part without a header block, or with one over "
                                 f"{MAX_PART_HEADER_BYTES} bytes")
