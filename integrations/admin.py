@@ -393,7 +393,8 @@ class InboundEventAdmin(ReadOnlyAdmin):
 
     @admin.display(description="Error")
     def error_excerpt(self, event):
-        return self.shown(event, event.error[:120])
+        # Blanked before it is cut, so no cut leaves part of an address to see.
+        return self.shown(event, event.error)[:120]
 
     @admin.display(description="Error")
     def error_text(self, event):
@@ -409,7 +410,9 @@ class InboundEventAdmin(ReadOnlyAdmin):
 
     @admin.display(description="Body")
     def body_text(self, event):
-        return format_html("<pre>{}</pre>", self.shown(event, event.body_text))
+        if getattr(event, "shows_endpoint", False):
+            return format_html("<pre>{}</pre>", event.body_text)
+        return format_html("<pre>{}</pre>", event.hidden_body())
 
     @admin.action(description="Reprocess selected failed events", permissions=["change"])
     def reprocess_selected(self, request, queryset):

@@ -4,53 +4,73 @@ inbound served by a view that works without boto3 (see integrations/ses.py).
 Every view is wrapped by `guarded`, which gives the mail endpoints what the other ingest
 endpoints have (docs/email-integration.md):
 - with DEBUG off, posts are refused (503) until the ESP's posts can be authenticated:
-  ANYMAIL_WEBHOOK_SECRET (basic auth) or the ESP's own signing key is set;
+  ANYMAIL_WEBHOOK_SECRET (basic auth) or a key anymail checks that ESP's signature with
+  is set (SIGNING_KEYS);
 - bodies up to TOCSIN_INBOUND_MAIL_MAX_BYTES are accepted whatever
   DATA_UPLOAD_MAX_MEMORY_SIZE says, larger ones answered 413 before they are read;
+  multipart forms are split here with the same limits whatever their size, and a raw
+  message whose headers are too absurd to parse in bounded time is refused with 400
+  before anymail parses it (integrations.mail_posts);
 - a rejected post (bad signature, bad credentials, malformed body) is one WARNING line in
   the log, not a traceback, and a 400 with a JSON body;
 - an integration over its rate limit is answered 429 with Retry-After: ESPs retry later;
 - an Idempotency-Key header is honoured like on the HTTP endpoints (in place of the
-  Message-ID, which otherwise identifies repeats).
+  Message-ID, which otherwise identifies repeats), combined with each message's position
+  in the post (inbound_mail.Post).
 """
 
 import functools
 import io
 import logging
-from email import policy
-from email.parser import BytesParser
-from email.utils import collapse_rfc2231_value
 
 from anymail import urls as anymail_urls
+from anymail.utils import get_anymail_setting
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured, SuspiciousOperation
-from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import DatabaseError
-from django.http import JsonResponse, QueryDict
+from django.http import JsonResponse
 from django.urls import URLPattern, path
-from django.utils.datastructures import MultiValueDict
 from django.views.decorators.csrf import csrf_exempt
 
-from integrations import idempotency, inbound_mail
+from integrations import idempotency, inbound_mail, mail_posts
 from integrations.ses import AmazonSESInboundView
 
 logger = logging.getLogger(__name__)
 
-# ESPs that sign their posts: their key authenticates a post without basic auth. The
-# others can only be authenticated by ANYMAIL_WEBHOOK_SECRET.
+# The settings each of anymail's webhook views checks a signature with (read from
+# anymail 15's source), by URL name, as (setting, whether anymail also reads it without
+# the ANYMAIL_ prefix). Any one set authenticates that view's posts without basic auth;
+# the other views can only be authenticated by ANYMAIL_WEBHOOK_SECRET. Mailgun signs
+# with its webhook signing key and, without one, with the API key.
+MAILGUN_KEYS = [("MAILGUN_WEBHOOK_SIGNING_KEY", False), ("MAILGUN_API_KEY", True)]
 SIGNING_KEYS = {
-    "mailgun": "MAILGUN_WEBHOOK_SIGNING_KEY",
-    "mailersend": "MAILERSEND_INBOUND_SECRET",
-    "mandrill": "MANDRILL_WEBHOOK_KEY",
-    "postal": "POSTAL_WEBHOOK_KEY",
-    "resend": "RESEND_INBOUND_SECRET",
+    "mailgun_inbound_webhook": MAILGUN_KEYS,
+    "mailgun_tracking_webhook": MAILGUN_KEYS,
+    "mailersend_inbound_webhook": [("MAILERSEND_INBOUND_SECRET", False)],
+    "mailersend_tracking_webhook": [("MAILERSEND_SIGNING_SECRET", False)],
+    "mailtrap_inbound_webhook": [("MAILTRAP_INBOUND_SECRET", False)],
+    "mailtrap_tracking_webhook": [("MAILTRAP_TRACKING_SECRET", False)],
+    "mandrill_webhook": [("MANDRILL_WEBHOOK_KEY", True)],
+    "mandrill_tracking_webhook": [("MANDRILL_WEBHOOK_KEY", True)],
+    "postal_inbound_webhook": [("POSTAL_WEBHOOK_KEY", True)],
+    "postal_tracking_webhook": [("POSTAL_WEBHOOK_KEY", True)],
+    "resend_inbound_webhook": [("RESEND_INBOUND_SECRET", False)],
+    "resend_tracking_webhook": [("RESEND_SIGNING_SECRET", False)],
+    "sendgrid_tracking_webhook": [("SENDGRID_TRACKING_WEBHOOK_VERIFICATION_KEY", True)],
+    "unisender_go_tracking_webhook": [("UNISENDER_GO_API_KEY", True)],
 }
 
 
-def can_authenticate(esp: str) -> bool:
-    configured = settings.ANYMAIL or {}
-    key = SIGNING_KEYS.get(esp)
-    return bool(configured.get("WEBHOOK_SECRET") or (key and configured.get(key)))
+def configured(name: str, allow_bare: bool = False):
+    """A setting as anymail reads it: ANYMAIL[name], else ANYMAIL_<name>, else (when
+    anymail allows it) <name>."""
+    return get_anymail_setting(name.lower(), default=None, allow_bare=allow_bare)
+
+
+def can_authenticate(url_name: str) -> bool:
+    return bool(configured("WEBHOOK_SECRET") or any(
+        configured(name, allow_bare) for name, allow_bare in SIGNING_KEYS.get(url_name, [])
+    ))
 
 
 def refusal(status: int, message: str) -> JsonResponse:
@@ -60,53 +80,25 @@ def refusal(status: int, message: str) -> JsonResponse:
     return response
 
 
-def form_data(content_type: str, body: bytes) -> tuple[QueryDict, MultiValueDict]:
-    """A multipart/form-data body as Django's request.POST and request.FILES.
-
-    Django's own parser refuses form fields past DATA_UPLOAD_MAX_MEMORY_SIZE, and a raw
-    MIME message (Mailgun's body-mime, SendGrid's email) is one field; the size of the
-    whole body is already bounded here.
-    """
-    message = BytesParser(policy=policy.HTTP).parsebytes(
-        b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + body
-    )
-    post, files = QueryDict(mutable=True), MultiValueDict()
-    for part in message.iter_parts() if message.is_multipart() else []:
-        name = part.get_param("name", header="content-disposition")
-        if not name:
-            continue
-        name = collapse_rfc2231_value(name)
-        payload = part.get_payload(decode=True) or b""
-        filename = part.get_filename()
-        if filename is None:
-            post.appendlist(name, payload.decode(part.get_content_charset() or "utf-8", "replace"))
-        else:
-            files.appendlist(name, SimpleUploadedFile(filename, payload, part.get_content_type()))
-    post._mutable = False
-    return post, files
-
-
 def preload(request, body: bytes) -> None:
     # What HttpRequest.body does itself, without its DATA_UPLOAD_MAX_MEMORY_SIZE check.
     request._body = body
     request._stream = io.BytesIO(body)
-    global_limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
-    if (request.content_type == "multipart/form-data" and global_limit is not None
-            and len(body) > global_limit):
-        request._post, request._files = form_data(request.META["CONTENT_TYPE"], body)
+    if request.content_type == "multipart/form-data":
+        # Whatever the size: Django's parser would apply the admin's limits to small posts.
+        request._post, request._files = mail_posts.form_data(request.META["CONTENT_TYPE"], body)
 
 
-def guarded(view, esp: str):
+def guarded(view, url_name: str):
     @functools.wraps(view)
     def wrapper(request, *args, **kwargs):
-        if not settings.DEBUG and not can_authenticate(esp):
-            logger.warning(
-                "Inbound mail post to %s refused: set ANYMAIL_WEBHOOK_SECRET%s first",
-                request.path, f" or ANYMAIL_{SIGNING_KEYS[esp]}" if esp in SIGNING_KEYS else "",
-            )
+        if not settings.DEBUG and not can_authenticate(url_name):
+            keys = " or ".join(f"ANYMAIL_{name}" for name, _ in SIGNING_KEYS.get(url_name, []))
+            logger.warning("Inbound mail post to %s refused: set ANYMAIL_WEBHOOK_SECRET%s first",
+                           request.path, f" or {keys}" if keys else "")
             # 503, not 4xx: the ESP keeps the mail and retries until this is configured.
-            return refusal(503, f"Inbound mail via {esp} is not configured: its posts "
-                                "cannot be authenticated yet.")
+            return refusal(503, f"Inbound mail via {request.path} is not configured: its "
+                                "posts cannot be authenticated yet.")
         limit = settings.TOCSIN_INBOUND_MAIL_MAX_BYTES
         declared = request.META.get("CONTENT_LENGTH") or ""
         body = None if declared.isdigit() and int(declared) > limit else request.read(limit + 1)
@@ -116,11 +108,14 @@ def guarded(view, esp: str):
             return refusal(413, f"Body is larger than {limit} bytes")
         try:
             key = idempotency.key_from(request)
-        except idempotency.InvalidKey as exc:
-            logger.warning("Inbound mail post to %s refused: %s", request.path, exc)
-            return refusal(400, str(exc))
-        preload(request, body)
-        posted = inbound_mail.posted_idempotency_key.set(key)
+            preload(request, body)
+            problem = mail_posts.post_problem(request)
+        except (idempotency.InvalidKey, mail_posts.MalformedPost, SuspiciousOperation) as exc:
+            problem = str(exc)
+        if problem:
+            logger.warning("Inbound mail post to %s refused: %s", request.path, problem)
+            return refusal(400, f"Refused: {problem}")
+        posted = inbound_mail.posted.set(inbound_mail.Post(idempotency_key=key))
         try:
             return view(request, *args, **kwargs)
         except inbound_mail.RateLimited as limited:
@@ -138,15 +133,14 @@ def guarded(view, esp: str):
                            request.path, exc.__class__.__name__, exc)
             return refusal(400, f"Malformed post: {exc.__class__.__name__}")
         finally:
-            inbound_mail.posted_idempotency_key.reset(posted)
+            inbound_mail.posted.reset(posted)
 
     return csrf_exempt(wrapper)
 
 
 def guard_all(patterns) -> list[URLPattern]:
     return [
-        URLPattern(p.pattern, guarded(p.callback, str(p.pattern).lstrip("^").split("/", 1)[0]),
-                   p.default_args, p.name)
+        URLPattern(p.pattern, guarded(p.callback, p.name), p.default_args, p.name)
         for p in patterns
     ]
 

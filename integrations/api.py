@@ -175,8 +175,8 @@ class InboundEventSerializer(serializers.ModelSerializer):
         if request is None or not sees_integration_endpoints(request.user):
             # A received mail names its integration's address (in its headers and the
             # Recipient header kept here): blanked for those who may not see it.
-            for name in ("body", "error"):
-                data[name] = event.hide_endpoint(data[name])
+            data["body"] = event.hidden_body()
+            data["error"] = event.hide_endpoint(data["error"])
             for name in ("headers", "query"):
                 data[name] = {
                     key: event.hide_endpoint(value) if isinstance(value, str) else value

@@ -14,13 +14,12 @@ which made a 40 KB mail of `<a ` take 15 s).
 import html
 import re
 from datetime import UTC, datetime, timedelta
-from email import policy
 from email.contentmanager import raw_data_manager
 from email.errors import HeaderParseError
 from email.header import decode_header, make_header
-from email.message import EmailMessage
-from email.parser import BytesParser
-from email.policy import Compat32
+from email.message import EmailMessage, Message
+from email.parser import BytesHeaderParser, BytesParser
+from email.policy import Compat32, compat32
 
 from integrations import storable
 from integrations.generic import AlertFields
@@ -68,10 +67,12 @@ class BoundedHeaders(Compat32):
         return super().header_fetch_parse(name, value[:HEADER_LIMIT])
 
 
-def parse_message(raw: bytes) -> EmailMessage:
-    """The message with structured headers (addresses), as ingest reads it to route it.
-    The worker reads alert fields with read_message instead."""
-    return BytesParser(policy=policy.default).parsebytes(raw)
+def read_headers(raw: bytes) -> Message:
+    """The header section of a message, unparsed, as ingest reads it to route the mail
+    (recipients, Message-ID). Reading headers only, the parser never looks at a
+    Content-Type, so this is one linear pass however long a header is; raw_items() then
+    gives each value as it came (8-bit bytes as lone surrogates)."""
+    return BytesHeaderParser(policy=compat32).parsebytes(raw)
 
 
 def read_message(raw: bytes) -> EmailMessage:

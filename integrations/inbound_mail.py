@@ -10,15 +10,17 @@ the Message-ID of one stored for the same integration within 24 hours is a retry
 ESP or MTA (docs/email-integration.md).
 """
 
+import hashlib
 import logging
+import re
 from contextvars import ContextVar
-from email.utils import getaddresses
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import IntegrityError, InterfaceError, OperationalError, transaction
 from django.utils import timezone
 
-from integrations import idempotency, queue, ratelimit
+from integrations import idempotency, queue, ratelimit, storable
 from integrations.models import InboundEvent, Integration
 
 logger = logging.getLogger(__name__)
@@ -26,11 +28,38 @@ logger = logging.getLogger(__name__)
 SOURCE = "email"
 # Where a recipient is looked for when the sender gives no envelope recipient, in order.
 RECIPIENT_HEADERS = ["Delivered-To", "X-Original-To", "To", "Cc"]
-# The Idempotency-Key header of the webhook post being handled, set by
-# integrations.anymail_urls: anymail's signal hands over the mail, not the request.
-posted_idempotency_key: ContextVar[str] = ContextVar("posted_idempotency_key", default="")
 # The database cannot take the message now: the sender should try again later.
 STORAGE_ERRORS = (OperationalError, InterfaceError)
+# What ends an address in a header value: whitespace, list and group separators, angle
+# brackets, quotes, comments and domain literals. Splitting on these is one pass over the
+# value; the email package's address parsers are superlinear on some shapes (a long run of
+# `<`) and recurse on nested comments until RecursionError.
+ADDRESS_SEPARATORS = re.compile(r'[\s<>,;:"()\[\]\\]+')
+# Of the addresses at TOCSIN_INBOUND_EMAIL_DOMAIN, only the first this many are looked up,
+# in one query: a To list of thousands of them costs no more.
+MAX_CANDIDATES = 100
+
+
+@dataclass
+class Post:
+    """The webhook post being handled, set by integrations.anymail_urls: anymail's signal
+    hands over each mail, not the request. An ESP may send several mails in one post
+    (Mandrill's `mandrill_events`), so the post's Idempotency-Key is combined with each
+    mail's position in it: a repeat of the whole post stores nothing new, and the second
+    mail of a post is not taken for a repeat of the first."""
+
+    idempotency_key: str = ""
+    received: int = 0
+
+    def next_key(self) -> str:
+        position, self.received = self.received, self.received + 1
+        if not self.idempotency_key:
+            return ""
+        digest = hashlib.sha256(f"{self.idempotency_key}\n{position}".encode()).hexdigest()
+        return f"post:{digest}"
+
+
+posted: ContextVar[Post | None] = ContextVar("posted", default=None)
 
 
 class RateLimited(Exception):
@@ -45,53 +74,58 @@ class RateLimited(Exception):
 
 
 class Duplicate(Exception):
-    """The same message (by Message-ID) was stored for this integration within 24 hours."""
+    """The same message (by Message-ID, or by the post's Idempotency-Key and the message's
+    position in the post) was stored for this integration within 24 hours."""
 
-    def __init__(self, trace_id: str):
+    def __init__(self, trace_id: str, by: str):
         super().__init__(
-            f"Already received as inbound event {trace_id} (same Message-ID within 24 hours); "
+            f"Already received as inbound event {trace_id} (same {by} within 24 hours); "
             "not stored again."
         )
         self.trace_id = trace_id
 
 
-def storable(text: str) -> str:
-    # PostgreSQL keeps no NUL in text or JSON, and a header may carry one.
-    return text.replace("\x00", "")
-
-
 def raw_header_values(message, name: str) -> list[str]:
-    """The raw text of every `name` header. Read unparsed: the email package's address
-    parser raises on some malformed headers (`To: Group: ;;;`, `<a@[1.2.3>`)."""
+    """The raw text of every `name` header, made storable (8-bit bytes read as lone
+    surrogates and NUL become U+FFFD). Read unparsed: the email package's structured
+    header parser raises on some malformed headers (`To: Group: ;;;`, `<a@[1.2.3>`) and
+    takes superlinear time on long address and parameter lists."""
     lowered = name.lower()
-    return [str(value) for key, value in message.raw_items() if key.lower() == lowered]
+    return [
+        storable.text(str(value)) for key, value in message.raw_items() if key.lower() == lowered
+    ]
+
+
+def addresses_in(value: str) -> list[str]:
+    """The addresses of a header value: every run of characters between separators that
+    holds an `@`. Display names and comments are not told apart from addresses; a stray
+    word with an `@` in one only adds a candidate that names no integration."""
+    return [token for token in ADDRESS_SEPARATORS.split(value) if "@" in token]
 
 
 def header_recipients(message) -> list[str]:
     """Addresses of the recipient headers, without duplicates, in RECIPIENT_HEADERS order.
 
-    Whatever a header holds, this never raises: what cannot be read as an address is
-    skipped, and an address with control characters (a NUL, say) is no address.
+    Whatever a header holds, this never raises and takes time linear in its length: what
+    cannot be read as an address is skipped, and an address with control characters or
+    bytes that are no text (a NUL, an 8-bit byte) is no address.
     """
-    found: list[str] = []
+    found: dict[str, None] = {}
     for name in RECIPIENT_HEADERS:
-        try:
-            addresses = [address for _, address in getaddresses(raw_header_values(message, name))]
-        except Exception:
-            continue
-        for address in addresses:
-            if "@" in address and address.isprintable() and address not in found:
-                found.append(address)
-    return found
+        for value in raw_header_values(message, name):
+            for address in addresses_in(value):
+                if address.isprintable() and storable.REPLACEMENT not in address:
+                    found.setdefault(address)
+    return list(found)
 
 
 def message_id_of(message) -> str:
-    """The Message-ID of a parsed message, or '' when it has none that can be read."""
+    """The Message-ID of a parsed message (storable text), or '' when it has none."""
     try:
         values = raw_header_values(message, "Message-ID")
     except Exception:
         return ""
-    return storable(values[0]).strip() if values else ""
+    return values[0].strip()[:1000] if values else ""
 
 
 def local_part(address: str) -> str | None:
@@ -107,17 +141,26 @@ def local_part(address: str) -> str | None:
 
 
 def find_integration(addresses: list[str]) -> tuple[Integration | None, str]:
-    """The email integration of the first address that has one (enabled or not)."""
+    """The email integration of the first address that has one (enabled or not), among
+    the first MAX_CANDIDATES addresses at TOCSIN_INBOUND_EMAIL_DOMAIN."""
+    candidates: dict[str, str] = {}
     for address in addresses:
         local = local_part(address)
-        if not local:
-            continue
-        integration = (
-            Integration.objects.select_related("service")
-            .filter(kind=Integration.Kind.EMAIL, email_local_part=local).first()
+        if local and local not in candidates:
+            candidates[local] = address
+            if len(candidates) == MAX_CANDIDATES:
+                break
+    if not candidates:
+        return None, ""
+    found = {
+        integration.email_local_part: integration
+        for integration in Integration.objects.select_related("service").filter(
+            kind=Integration.Kind.EMAIL, email_local_part__in=list(candidates)
         )
-        if integration is not None:
-            return integration, address
+    }
+    for local, address in candidates.items():
+        if local in found:
+            return found[local], address
     return None, ""
 
 
@@ -156,15 +199,19 @@ def store_mail(
     the refusal itself (ingest_email, on its one line of stderr) passes log_rejection=False.
     """
     size = len(raw) if size is None else size
-    recipients = [storable(address) for address in recipients]
+    # Whatever is stored must be text every database takes: PostgreSQL's jsonb refuses a
+    # lone surrogate (an 8-bit byte in a header read with surrogateescape) and NUL.
+    recipients = [storable.text(address) for address in recipients]
+    sender, message_id = storable.text(sender or ""), storable.text(message_id)[:1000]
     integration, address = find_integration(recipients)
     key = ""
     if integration is not None:
         # A key the sender chose wins over the Message-ID.
         key = idempotency_key or (idempotency.message_id_key(message_id) if message_id else "")
+    repeat_of = "Idempotency-Key and position in the post" if idempotency_key else "Message-ID"
     earlier = idempotency.earlier(integration, key) if key else None
     if earlier is not None:
-        raise Duplicate(earlier.response.get("trace_id", ""))
+        raise Duplicate(earlier.response.get("trace_id", ""), repeat_of)
     error = rejection(integration, recipients, size)
     if not error:
         wait = ratelimit.retry_after(
@@ -177,9 +224,9 @@ def store_mail(
             raise limited
     headers = {
         "Recipient": address or ", ".join(recipients)[:1000],
-        "Envelope-Sender": storable(sender or ""),
+        "Envelope-Sender": sender[:1000],
         "Received-Via": via,
-        **({"Message-ID": message_id[:1000]} if message_id else {}),
+        **({"Message-ID": message_id} if message_id else {}),
     }
     limit = settings.TOCSIN_MAX_BODY_BYTES
     try:
@@ -200,16 +247,20 @@ def store_mail(
         earlier = idempotency.earlier(integration, key) if key else None
         if earlier is None:
             raise
-        raise Duplicate(earlier.response.get("trace_id", "")) from None
+        raise Duplicate(earlier.response.get("trace_id", ""), repeat_of) from None
     if error and log_rejection:
         logger.warning("Inbound mail via %s rejected (event %s): %s", via, event.trace_id, error)
     return event
 
 
 def message_bytes(message) -> bytes:
-    """The RFC 822 bytes of a message parsed or built by anymail."""
+    """The RFC 822 bytes of a message parsed or built by anymail.
+
+    Header lines read from the raw message are written as they came: refolding a long one
+    would parse it with the structured header parser, superlinear on long address and
+    parameter lists."""
     try:
-        return message.as_bytes()
+        return message.as_bytes(policy=message.policy.clone(refold_source="none"))
     except Exception:
         # A header the generator cannot re-encode: keep what it can write as text.
         return message.as_string().encode("utf-8", errors="replace")
@@ -223,13 +274,15 @@ def receive_anymail(sender, event, esp_name, **kwargs) -> None:
     retries later instead of the mail being lost.
     """
     message = event.message
+    post = posted.get()
+    key = post.next_key() if post is not None else ""
     try:
         envelope = message.envelope_recipient
         recipients = [envelope] if envelope else header_recipients(message)
         store_mail(
             message_bytes(message), recipients=recipients, via=esp_name,
             sender=message.envelope_sender or "", message_id=message_id_of(message),
-            idempotency_key=posted_idempotency_key.get(),
+            idempotency_key=key,
         )
     except Duplicate as duplicate:
         logger.info("Inbound mail via %s: %s", esp_name, duplicate)
@@ -242,20 +295,21 @@ def receive_anymail(sender, event, esp_name, **kwargs) -> None:
         # One line: whoever can post mail could otherwise fill the log with tracebacks.
         logger.warning("Inbound mail via %s could not be read: %s: %s", esp_name,
                        exc.__class__.__name__, exc)
-        record_unreadable(message, esp_name, exc)
+        try:
+            body = message_bytes(message)
+        except Exception:
+            body = b""
+        record_unreadable(body, esp_name, exc)
 
 
-def record_unreadable(message, via: str, exc: Exception) -> None:
+def record_unreadable(body: bytes, via: str, exc: Exception) -> InboundEvent | None:
     """Keep what can be kept of a message that broke receiving, so it is not lost unseen."""
     try:
-        body = message_bytes(message)[: settings.TOCSIN_MAX_BODY_BYTES]
-    except Exception:
-        body = b""
-    try:
-        InboundEvent.objects.create(
-            source=SOURCE, body=body, headers={"Received-Via": via},
-            status=InboundEvent.Status.REJECTED,
-            error=f"Could not be read: {exc.__class__.__name__}: {exc}"[:5000],
+        return InboundEvent.objects.create(
+            source=SOURCE, body=body[: settings.TOCSIN_MAX_BODY_BYTES],
+            headers={"Received-Via": via}, status=InboundEvent.Status.REJECTED,
+            error=storable.text(f"Could not be read: {exc.__class__.__name__}: {exc}")[:5000],
         )
     except Exception:
         logger.exception("Inbound mail via %s could not be recorded either", via)
+        return None

@@ -1,4 +1,5 @@
 import hashlib
+import re
 import secrets
 import uuid
 from datetime import timedelta
@@ -209,6 +210,10 @@ class IntegrationToken(models.Model):
             )
 
 
+# What people who may not see integration addresses see of a received mail's body.
+HIDDEN_MAIL = "[hidden: raw mail of an email integration]"
+
+
 class InboundEvent(models.Model):
     """Every request that reaches an ingest endpoint, stored before it is processed."""
 
@@ -252,14 +257,26 @@ class InboundEvent(models.Model):
 
     def hide_endpoint(self, text: str) -> str:
         """The text with its integration's key and email address blanked, for people who
-        may not see them (tocsin.permissions.sees_integration_endpoints)."""
+        may not see them (tocsin.permissions.sees_integration_endpoints).
+
+        Matched case-insensitively: mail systems may fold the case of an address
+        (`ALERT-3F9C…@ALERTS.EXAMPLE.COM` reaches the integration too)."""
         integration = self.integration
         if integration is None:
             return text
-        for secret in (integration.key, integration.email_local_part):
-            if secret:
-                text = text.replace(secret, "[hidden]")
-        return text
+        patterns = [re.escape(s) for s in (integration.key, integration.email_local_part) if s]
+        if not patterns:
+            return text
+        return re.sub("|".join(patterns), "[hidden]", text, flags=re.IGNORECASE)
+
+    def hidden_body(self) -> str:
+        """The body for people who may not see endpoints. A raw mail may name its address
+        encoded (quoted-printable with soft line breaks, base64, RFC 2047 words), which no
+        blanking of the text finds, so it is not shown at all; the alert made from it
+        shows what was read. Other bodies are shown with the endpoint blanked."""
+        if self.source == "email":  # integrations.inbound_mail.SOURCE
+            return HIDDEN_MAIL
+        return self.hide_endpoint(self.body_text)
 
 
 class Alert(models.Model):

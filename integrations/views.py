@@ -10,7 +10,7 @@ from django.http import JsonResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
-from integrations import generic, idempotency, queue, ratelimit
+from integrations import generic, idempotency, queue, ratelimit, storable
 from integrations.models import InboundEvent, Integration, IntegrationToken, hash_token
 
 logger = logging.getLogger(__name__)
@@ -45,18 +45,15 @@ def read_body(request, limit: int) -> bytes | None:
     return None if len(body) > limit else body
 
 
-def storable(text: str) -> str:
-    # PostgreSQL keeps no NUL in text or JSON; a %00 in a query string must not turn an
-    # accepted request into a 500 (or an incident title that cannot be saved).
-    return text.replace("\x00", "")
-
-
 def store_event(request, integration, source: str, body: bytes, **fields) -> InboundEvent:
+    # PostgreSQL keeps no NUL or lone surrogate in jsonb: a %00 in a query string must not
+    # turn an accepted request into a 500 (or an incident title that cannot be saved).
     headers = {
-        name: storable(request.headers[name]) for name in KEPT_HEADERS if name in request.headers
+        name: storable.text(request.headers[name])
+        for name in KEPT_HEADERS if name in request.headers
     }
     headers["Remote-Addr"] = request.META.get("REMOTE_ADDR", "")
-    query = {storable(name): storable(value) for name, value in request.GET.items()}
+    query = {storable.text(name): storable.text(value) for name, value in request.GET.items()}
     with transaction.atomic():
         event = InboundEvent.objects.create(
             integration=integration, source=source, body=body, headers=headers,

@@ -5,8 +5,8 @@ import pytest
 from django.urls import reverse
 
 from integrations import samples
-from integrations.models import Alert, InboundEvent, Integration
-from tests.conftest import api_client_for
+from integrations.models import HIDDEN_MAIL, Alert, InboundEvent, Integration
+from tests.conftest import api_client_for, make_user
 
 
 @pytest.fixture
@@ -83,6 +83,10 @@ def test_rejected_mail_is_listed_with_the_address_it_was_sent_to(client, respond
     assert "tocsin-badge--rejected" in listing
     assert "No email integration has the address alert-0000@alerts.localhost" in listing
     event = InboundEvent.objects.get()
+    detail = client.get(reverse("admin:integrations_inboundevent_change", args=[event.pk]))
+    # The raw mail may name addresses in encoded forms: Responders never see it.
+    assert HIDDEN_MAIL in detail.content.decode()
+    client.force_login(make_user("max", "Manager"))
     detail = client.get(reverse("admin:integrations_inboundevent_change", args=[event.pk]))
     assert "severity: 1" in detail.content.decode()
 

@@ -390,7 +390,7 @@ def test_a_mail_that_breaks_receiving_is_still_recorded_and_answered_200(
     event = InboundEvent.objects.get()
     assert event.status == InboundEvent.Status.REJECTED
     assert event.error == "Could not be read: ValueError: unexpected header"
-    assert "Disk almost full" in email_body.body_text(email_body.parse_message(bytes(event.body)))
+    assert "Disk almost full" in email_body.body_text(email_body.read_message(bytes(event.body)))
 
 
 def test_a_database_that_cannot_store_the_mail_makes_the_provider_retry(

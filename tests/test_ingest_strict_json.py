@@ -117,7 +117,7 @@ def test_incoming_webhook_declares_the_incident_from_defaults_for_unstorable_jso
     assert Incident.objects.get().title == "Incident declared via Grafana"
 
 
-def test_incoming_webhook_drops_nul_characters_from_query_parameters(
+def test_incoming_webhook_stores_nul_characters_of_query_parameters_as_replacement_marks(
     client, hook, run_tasks, django_capture_on_commit_callbacks
 ):
     _, plaintext = IntegrationToken.issue(hook, "prod")
@@ -128,4 +128,4 @@ def test_incoming_webhook_drops_nul_characters_from_query_parameters(
         )
     assert response.status_code == 200
     assert InboundEvent.objects.get().status == InboundEvent.Status.COMPLETED
-    assert Incident.objects.get().title == "diskfull"
+    assert Incident.objects.get().title == "disk\ufffdfull"

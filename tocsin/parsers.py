@@ -16,19 +16,15 @@ from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 
 from tocsin import strictjson
 
-# Inbound mail webhooks take attachments and apply their own limit (docs/security.md).
-OWN_LIMIT_PREFIXES = ("/anymail/",)
-
 
 class BoundedUploadHandler(FileUploadHandler):
     """First in FILE_UPLOAD_HANDLERS: refuses a multipart body, files included, over the
-    limit. Django answers the RequestDataTooBig with 400 (tocsin.views.bad_request: 413)."""
+    limit. Django answers the RequestDataTooBig with 400 (tocsin.views.bad_request: 413).
+    Inbound mail webhooks never get here: integrations.mail_posts reads their forms."""
 
     def handle_raw_input(self, input_data, META, content_length, boundary, encoding=None):
         limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
-        path = getattr(self.request, "path", "")
-        if (limit is not None and content_length > limit
-                and not path.startswith(OWN_LIMIT_PREFIXES)):
+        if limit is not None and content_length > limit:
             raise RequestDataTooBig(f"Request body is larger than {limit} bytes.")
 
     def receive_data_chunk(self, raw_data, start):

@@ -6,11 +6,13 @@ Exit status, as MTAs read it (sysexits.h):
       too large) and shown in the admin; or a repeat of a message stored within 24 hours
       (same Message-ID, same integration), not stored again. Rejected mail is not bounced:
       senders of alerts are machines, and bounces to them would be backscatter.
-  65  EX_DATAERR: standard input holds no message, or (without --recipient) its recipient
-      headers hold no address that can be read; the MTA bounces it. Such a message is
-      still recorded as rejected when it can be.
-  75  EX_TEMPFAIL: the database could not store it, or the integration is over its rate
-      limit; the MTA keeps it and retries.
+  65  EX_DATAERR: standard input holds no message; --recipient or --sender is not text
+      (an 8-bit byte in no encoding, a NUL); (without --recipient) its recipient headers
+      hold no address that can be read; or the database refused what the message holds
+      (DataError, UnicodeError: trying again would never help). The MTA bounces it. Such
+      a message is still recorded as rejected when it can be.
+  75  EX_TEMPFAIL: the database could not store it now (it is down, a connection broke),
+      or the integration is over its rate limit; the MTA keeps it and retries.
 Every failure is one line on standard error, never a traceback.
 """
 
@@ -18,9 +20,9 @@ import sys
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
-from django.db import DatabaseError
+from django.db import DatabaseError, DataError
 
-from integrations import email_body, inbound_mail
+from integrations import email_body, inbound_mail, storable
 from integrations.models import InboundEvent
 
 EX_DATAERR = 65
@@ -41,7 +43,13 @@ def read_limited(stream, limit: int) -> tuple[bytes, int]:
 
 
 def one_line(text: str) -> str:
-    return " ".join(text.split())
+    # Storable text is also text stderr can write: no lone surrogates from argv or a header.
+    return " ".join(storable.text(text).split())
+
+
+def is_text(value: str) -> bool:
+    """Whether an argument is text: argv bytes that are no UTF-8 arrive as lone surrogates."""
+    return value.isprintable() and storable.UNSTORABLE.search(value) is None
 
 
 class Command(BaseCommand):
@@ -60,12 +68,23 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, recipient, sender, **options):
+        for name, values in (("--recipient", recipient), ("--sender", [sender])):
+            if not all(is_text(value) for value in values):
+                # The MTA passed bytes no address is made of: a broken configuration or
+                # mail, not a reason to retry. Nothing is read or stored.
+                raise CommandError(
+                    one_line(f"{name} {ascii(next(v for v in values if not is_text(v)))[:200]}"
+                             " is not text (an 8-bit byte in no encoding, or a control"
+                             " character)."),
+                    returncode=EX_DATAERR,
+                )
         stream = options.get("stdin") or sys.stdin.buffer
         raw, size = read_limited(stream, settings.TOCSIN_MAX_BODY_BYTES)
         if not raw.strip():
             raise CommandError("The message on standard input is empty.", returncode=EX_DATAERR)
         try:
-            message = email_body.parse_message(raw)
+            # Headers only, unparsed: see email_body.read_headers.
+            message = email_body.read_headers(raw)
             has_headers = bool(message.keys())
         except Exception as exc:
             raise CommandError(one_line(f"The message cannot be parsed ({exc})."),
@@ -82,17 +101,27 @@ class Command(BaseCommand):
                 message_id=inbound_mail.message_id_of(message), log_rejection=False,
             )
         except inbound_mail.Duplicate as duplicate:
-            self.stdout.write(str(duplicate))
+            self.stdout.write(one_line(str(duplicate)))
             return
         except inbound_mail.RateLimited as limited:
-            raise CommandError(f"{limited} The MTA should try again later.",
+            raise CommandError(one_line(f"{limited} The MTA should try again later."),
                                returncode=EX_TEMPFAIL) from None
+        except (DataError, UnicodeError) as exc:
+            # The database refuses something this message holds: it would refuse it on
+            # every retry, so the mail is bounced (and kept as rejected), not held forever.
+            event = inbound_mail.record_unreadable(raw, "ingest_email", exc)
+            recorded = f"; recorded as rejected inbound event {event.trace_id}" if event else ""
+            raise CommandError(
+                one_line(f"The message cannot be stored ({exc.__class__.__name__}: {exc})"
+                         f"{recorded}."),
+                returncode=EX_DATAERR,
+            ) from None
         except DatabaseError as exc:
             raise CommandError(
                 one_line(f"The message could not be stored ({exc.__class__.__name__}: {exc}); "
                          "try again later."),
                 returncode=EX_TEMPFAIL,
-            ) from exc
+            ) from None
         if not recipients:
             # Headers so malformed that no address can be read: bounce it, though it is
             # recorded, so the sender learns the mail went nowhere.
