@@ -101,7 +101,8 @@ def guarded(view, url_name: str):
                                 "posts cannot be authenticated yet.")
         limit = settings.TOCSIN_INBOUND_MAIL_MAX_BYTES
         declared = request.META.get("CONTENT_LENGTH") or ""
-        body = None if declared.isdigit() and int(declared) > limit else request.read(limit + 1)
+        too_large = declared.isascii() and declared.isdigit() and int(declared) > limit
+        body = None if too_large else request.read(limit + 1)
         if body is None or len(body) > limit:
             logger.warning("Inbound mail post to %s refused: body over %d bytes",
                            request.path, limit)
