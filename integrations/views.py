@@ -107,6 +107,20 @@ def over_rate_limit(integration: Integration) -> JsonResponse | None:
     return response
 
 
+def repeat_or_limit(request, integration: Integration) -> tuple[str, JsonResponse | None]:
+    """The request's Idempotency-Key, and the answer that ends the request before anything
+    is stored, if any: a bad key (400), a repeat (the first answer again), or the rate limit
+    (429). A repeat is answered before the rate limit: it costs one lookup and stores
+    nothing."""
+    repeat_key, refused = idempotency_key(request)
+    if refused:
+        return repeat_key, refused
+    earlier = idempotency.earlier(integration, repeat_key)
+    if earlier is not None:
+        return repeat_key, idempotency.replay(earlier)
+    return repeat_key, over_rate_limit(integration)
+
+
 @post_only
 def generic_event(request, key):
     integration = Integration.objects.filter(key=key, kind=Integration.Kind.GENERIC).first()
@@ -115,16 +129,9 @@ def generic_event(request, key):
     body = read_body(request, settings.TOCSIN_MAX_BODY_BYTES)
     if body is None:
         return error(413, f"Body is larger than {settings.TOCSIN_MAX_BODY_BYTES} bytes")
-    repeat_key, refused = idempotency_key(request)
-    if refused:
-        return refused
-    # A repeat is answered before the rate limit: it costs one lookup and stores nothing.
-    earlier = idempotency.earlier(integration, repeat_key)
-    if earlier is not None:
-        return idempotency.replay(earlier)
-    limited = over_rate_limit(integration)
-    if limited:
-        return limited
+    repeat_key, answered = repeat_or_limit(request, integration)
+    if answered:
+        return answered
     try:
         generic.accept(body, mapped=integration.mapping is not None)
     except generic.InvalidPayload as exc:
@@ -200,15 +207,9 @@ def incoming_webhook_create(request):
     body = read_body(request, limit)
     if body is None:
         return error(413, f"Body is larger than {limit} bytes")
-    repeat_key, refused = idempotency_key(request)
-    if refused:
-        return refused
-    earlier = idempotency.earlier(integration, repeat_key)
-    if earlier is not None:
-        return idempotency.replay(earlier)
-    limited = over_rate_limit(integration)
-    if limited:
-        return limited
+    repeat_key, answered = repeat_or_limit(request, integration)
+    if answered:
+        return answered
     response = answer(request, integration, "incoming_webhook", body, key=repeat_key,
                       http_status=200, document=success)
     try:
