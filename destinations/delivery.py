@@ -82,7 +82,8 @@ def send_delivery(delivery_id: int) -> str:
     ).get(pk=delivery_id)
     note = after_failures_note(delivery)
     try:
-        result = kind_module(delivery.destination.kind).send(build_message(delivery))
+        with http.one_send():
+            result = kind_module(delivery.destination.kind).send(build_message(delivery))
     except DeliveryError as exc:
         return record_failure(delivery, exc, note)
     except Exception as exc:

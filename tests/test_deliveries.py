@@ -127,7 +127,7 @@ def test_a_429_asking_for_no_wait_still_waits_the_normal_backoff(
     pending = Delivery.objects.get()
     assert (pending.status, pending.response_status) == ("pending", 429)
     wait = (pending.next_attempt_at - pending.last_attempt_at).total_seconds()
-    assert 12 <= wait <= 18  # the base backoff, ±20 % jitter
+    assert 12 <= wait <= 19  # the base backoff ±20 % jitter, and the send's own time
     assert delivery.send_delivery(pending.pk) == "not due or already taken"
 
 
@@ -145,7 +145,8 @@ def test_a_remote_always_asking_for_no_wait_gets_the_growing_backoff(
         pending.refresh_from_db()
         delays.append((pending.next_attempt_at - pending.last_attempt_at).total_seconds())
         due_now(pending.pk)
-    assert 8 <= delays[0] <= 12 and 16 <= delays[1] <= 24 and 32 <= delays[2] <= 48
+    # The backoff ±20 % jitter, plus up to a second for the send itself on a busy machine.
+    assert 8 <= delays[0] <= 13 and 16 <= delays[1] <= 25 and 32 <= delays[2] <= 49
     pending.refresh_from_db()
     assert (pending.status, pending.attempts) == ("pending", 4)
 
