@@ -8,8 +8,9 @@ Lifecycle of a delivery:
 2. ``send_delivery`` (a django-q2 task) claims the row with a conditional UPDATE that only
    one worker can win, builds the kind's message and sends it through destinations.http.
 3. The outcome is written back: sent; failed (permanent error, or attempts used up); or
-   pending again with ``next_attempt_at`` set by exponential backoff (or Retry-After) and a
-   one-off schedule to try then. The minute sweeper re-queues anything left behind.
+   pending again with ``next_attempt_at`` set by exponential backoff (or a longer
+   Retry-After) and a one-off schedule to try then. The minute sweeper re-queues anything
+   left behind.
 
 Order: the deliveries of one (destination, incident) go out one at a time, in the order the
 events happened. The claim's UPDATE does not match a delivery while an earlier one of its
@@ -81,7 +82,8 @@ def send_delivery(delivery_id: int) -> str:
     ).get(pk=delivery_id)
     note = after_failures_note(delivery)
     try:
-        result = kind_module(delivery.destination.kind).send(build_message(delivery))
+        with http.one_send():
+            result = kind_module(delivery.destination.kind).send(build_message(delivery))
     except DeliveryError as exc:
         return record_failure(delivery, exc, note)
     except Exception as exc:

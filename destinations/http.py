@@ -6,9 +6,11 @@ success, a retryable error or a permanent one. Kinds build a request and read th
 they never open sockets themselves.
 
 One deadline (TOCSIN_DELIVERY_DEADLINE_SECONDS) covers a whole send: DNS lookup, connect,
-request and the full response of every redirect hop. A per-read timeout alone is not
-enough: a server that drips one byte at a time never trips it and could hold a worker
-forever.
+request and the full response of every redirect hop, and of every request one delivery
+attempt makes (a ServiceNow lookup, create and update share it; see one_send). A per-read
+timeout alone is not enough: a server that drips one byte at a time never trips it and
+could hold a worker forever; nor is a deadline per request, which would let a kind making
+three requests run three times as long, past the worker's task timeout.
 
 The guard resolves the host name once, refuses the request if any resolved address is
 private, and then connects to exactly that vetted address (with the original host name in
@@ -129,10 +131,33 @@ def shorter_deadline(seconds: float):
         deadline_override.reset(token)
 
 
-def current_deadline() -> Deadline:
+# The deadline of the send in progress, shared by all its requests (see one_send).
+send_deadline: ContextVar[Deadline | None] = ContextVar("send_deadline", default=None)
+
+
+def new_deadline() -> Deadline:
     seconds = deadline_override.get()
     return Deadline(seconds if seconds is not None
                     else settings.TOCSIN_DELIVERY_DEADLINE_SECONDS)
+
+
+@contextmanager
+def one_send():
+    """Every request inside this block (a ServiceNow lookup, create and update) shares one
+    deadline, started here: together they take at most TOCSIN_DELIVERY_DEADLINE_SECONDS,
+    which the settings keep below the worker's task timeout, so a send is never killed
+    half-way by the worker. A block inside another keeps the outer, running deadline."""
+    token = send_deadline.set(send_deadline.get() or new_deadline())
+    try:
+        yield
+    finally:
+        send_deadline.reset(token)
+
+
+def current_deadline() -> Deadline:
+    """The running deadline of the send in progress; outside one_send, a request on its own
+    gets a fresh one."""
+    return send_deadline.get() or new_deadline()
 
 
 class Watchdog:

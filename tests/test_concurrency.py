@@ -77,7 +77,9 @@ class Stack:
 @pytest.fixture
 def stack(tmp_path):
     # Destinations in these tests are local sinks, so the private-address guard is off.
+    # A delivery's deadline must end 10 s before the short task timeout (docs/configuration.md).
     running = Stack(tmp_path, TOCSIN_REQUEUE_AFTER_SECONDS="2", TOCSIN_TASK_TIMEOUT="20",
+                    TOCSIN_DELIVERY_DEADLINE_SECONDS="10",
                     TOCSIN_ALLOW_PRIVATE_DESTINATIONS="true")
     yield running
     running.stop()

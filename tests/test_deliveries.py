@@ -113,6 +113,65 @@ def test_429_waits_as_long_as_retry_after_says(service, http_sink, deliver_inlin
     assert pending.status == "sent" and pending.attempts == 2
 
 
+PAST_DATE = "Wed, 21 Oct 2015 07:28:00 GMT"
+
+
+@pytest.mark.parametrize("retry_after", ["0", PAST_DATE])
+def test_a_429_asking_for_no_wait_still_waits_the_normal_backoff(
+    service, http_sink, deliver_inline, settings, retry_after
+):
+    settings.TOCSIN_DELIVERY_RETRY_BASE_SECONDS = 15
+    webhook(service, http_sink)
+    http_sink.reply(Reply(429, {}, {"Retry-After": retry_after}))
+    lifecycle.open_incident(service=service, title="x", entity_id="e")
+    pending = Delivery.objects.get()
+    assert (pending.status, pending.response_status) == ("pending", 429)
+    wait = (pending.next_attempt_at - pending.last_attempt_at).total_seconds()
+    assert 12 <= wait <= 19  # the base backoff ±20 % jitter, and the send's own time
+    assert delivery.send_delivery(pending.pk) == "not due or already taken"
+
+
+@pytest.mark.parametrize("retry_after", ["0", "5", PAST_DATE])
+def test_a_remote_always_asking_for_no_wait_gets_the_growing_backoff(
+    service, http_sink, deliver_inline, settings, retry_after
+):
+    settings.TOCSIN_DELIVERY_RETRY_BASE_SECONDS = 10
+    webhook(service, http_sink)
+    http_sink.default = Reply(429, {}, {"Retry-After": retry_after})
+    lifecycle.open_incident(service=service, title="x", entity_id="e")
+    pending = Delivery.objects.get()
+    delays = []
+    for _ in range(3):
+        pending.refresh_from_db()
+        delays.append((pending.next_attempt_at - pending.last_attempt_at).total_seconds())
+        due_now(pending.pk)
+    # The backoff ±20 % jitter, plus up to a second for the send itself on a busy machine.
+    assert 8 <= delays[0] <= 13 and 16 <= delays[1] <= 25 and 32 <= delays[2] <= 49
+    pending.refresh_from_db()
+    assert (pending.status, pending.attempts) == ("pending", 4)
+
+
+def test_a_429_asking_for_ten_minutes_waits_ten_minutes(service, http_sink, deliver_inline):
+    webhook(service, http_sink)
+    http_sink.reply(Reply(429, {}, {"Retry-After": "600"}))
+    lifecycle.open_incident(service=service, title="x", entity_id="e")
+    pending = Delivery.objects.get()
+    wait = (pending.next_attempt_at - pending.last_attempt_at).total_seconds()
+    assert 599 <= wait <= 601
+
+
+def test_a_retry_after_longer_than_the_retry_max_is_cut_to_it(
+    service, http_sink, deliver_inline, settings
+):
+    settings.TOCSIN_DELIVERY_RETRY_MAX_SECONDS = 300
+    webhook(service, http_sink)
+    http_sink.reply(Reply(503, {}, {"Retry-After": "7200"}))
+    lifecycle.open_incident(service=service, title="x", entity_id="e")
+    pending = Delivery.objects.get()
+    wait = (pending.next_attempt_at - pending.last_attempt_at).total_seconds()
+    assert 299 <= wait <= 301
+
+
 def test_400_fails_at_once_with_the_response_kept(service, http_sink, deliver_inline):
     webhook(service, http_sink)
     http_sink.reply(Reply(400, {"error": "bad field"}))

@@ -5,11 +5,13 @@ updates the record whose id was kept.
 
 The local sink emulates each API (ServiceNow Table API: POST, GET with sysparm_query on
 correlation_id, PATCH by sys_id; Zendesk Tickets API: POST, GET ?external_id=, PUT by id)
-and can hold a create's answer back past the delivery deadline after storing the record.
+and can hold a create's answer back past the delivery deadline after storing the record, or
+answer every request slowly.
 """
 
 import json
 import threading
+import time
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
@@ -40,6 +42,7 @@ class TicketAPI:
         self.requests: list[tuple[str, str]] = []
         self.stall_creates = 0  # creates stored but answered only after the test ends
         self.fail_creates = 0  # creates refused with a 503, storing nothing
+        self.delay = 0.0  # seconds every request waits before it is handled
         self.release = threading.Event()
         api = self
 
@@ -49,6 +52,8 @@ class TicketAPI:
                 query = {k: v[0] for k, v in parse_qs(parts.query).items()}
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 api.requests.append((self.command, parts.path))
+                if api.delay:
+                    api.release.wait(api.delay)
                 status, answer = api.handle(self.command, parts.path, query,
                                             json.loads(body) if body else None)
                 if status is None:
@@ -195,6 +200,35 @@ def test_a_create_whose_answer_is_lost_is_found_and_adopted_not_made_twice(
     assert api.state(record_id) == RESOLVED[api.kind]
     assert [d.remote_id for d in Delivery.objects.order_by("id")] == [record_id] * 3
     assert RemoteRecord.objects.get().remote_id == record_id
+
+
+def test_a_lookup_and_a_create_share_one_delivery_deadline(
+    api, ticketing, service, deliver_inline
+):
+    api.fail_creates = 1  # so the next attempt looks up before it creates
+    lifecycle.open_incident(service=service, title="Disk full", entity_id="db-1")
+    trigger = Delivery.objects.get()
+    api.requests.clear()
+
+    api.delay = 1.3  # each answer alone fits the 2 s deadline, a lookup and a create do not
+    started = time.monotonic()
+    trigger = send_again(trigger)
+    elapsed = time.monotonic() - started
+    assert (trigger.status, trigger.attempts) == ("pending", 2)
+    assert "delivery deadline of 2 s" in trigger.error
+    assert api.requests == [FIND[api.kind], CREATE[api.kind]]
+    assert elapsed < 2.8  # one deadline for the whole send, not one per request
+
+    # The cut create lands after all; the next attempt finds it instead of making another.
+    api.delay = 0
+    api.release.set()
+    deadline = time.monotonic() + 5
+    while not api.records and time.monotonic() < deadline:
+        time.sleep(0.05)
+    [record_id] = api.records
+    trigger = send_again(trigger)
+    assert (trigger.status, trigger.remote_id) == ("sent", record_id)
+    assert api.requests[2:] == [FIND[api.kind]]
 
 
 def test_an_acknowledge_recorded_before_the_trigger_is_sent_waits_and_updates_its_record(

@@ -11,6 +11,7 @@ from tocsin.env import (
     DEVELOPMENT_SECRET_KEY,
     database_from_url,
     env_bool,
+    env_delivery_deadline,
     env_int,
     env_list,
     env_secret_key,
@@ -200,3 +201,45 @@ def test_hsts_can_be_shortened_while_trying_tls_out():
     assert show_settings(
         "SECURE_HSTS_SECONDS", **{**PRODUCTION_ENV, "SECURE_HSTS_SECONDS": "300"}
     ) == ["300"]
+
+
+def test_a_delivery_deadline_10_s_below_the_task_timeout_is_accepted(monkeypatch):
+    monkeypatch.setenv("TOCSIN_DELIVERY_DEADLINE_SECONDS", "110")
+    assert env_delivery_deadline("TOCSIN_DELIVERY_DEADLINE_SECONDS", 30, task_timeout=120) == 110
+    monkeypatch.delenv("TOCSIN_DELIVERY_DEADLINE_SECONDS")
+    assert env_delivery_deadline("TOCSIN_DELIVERY_DEADLINE_SECONDS", 30, task_timeout=120) == 30
+
+
+@pytest.mark.parametrize(("deadline", "task_timeout", "reason"), [
+    ("111", 120, "must be at least 10 s below TOCSIN_TASK_TIMEOUT (120)"),
+    ("120", 120, "lower it to 110 or less, or raise TOCSIN_TASK_TIMEOUT"),
+    ("5", 10, "mid-send: raise TOCSIN_TASK_TIMEOUT"),
+    ("0", 120, "must be at least 1 second, got 0"),
+])
+def test_a_delivery_deadline_the_task_timeout_could_cut_short_is_refused(
+    monkeypatch, deadline, task_timeout, reason
+):
+    monkeypatch.setenv("TOCSIN_DELIVERY_DEADLINE_SECONDS", deadline)
+    with pytest.raises(ImproperlyConfigured, match="TOCSIN_DELIVERY_DEADLINE_SECONDS") as refused:
+        env_delivery_deadline("TOCSIN_DELIVERY_DEADLINE_SECONDS", 30, task_timeout=task_timeout)
+    assert reason in str(refused.value)
+    assert "\n" not in str(refused.value)
+
+
+def test_a_process_refuses_a_delivery_deadline_as_long_as_the_task_timeout():
+    refused = manage("check", SECRET_KEY=STRONG_KEY, TOCSIN_DELIVERY_DEADLINE_SECONDS="120",
+                     TOCSIN_TASK_TIMEOUT="120")
+    assert refused.returncode != 0
+    assert last_line(refused.stderr) == (
+        "django.core.exceptions.ImproperlyConfigured: TOCSIN_DELIVERY_DEADLINE_SECONDS (120) "
+        "must be at least 10 s below TOCSIN_TASK_TIMEOUT (120), or the worker may kill a "
+        "delivery mid-send: lower it to 110 or less, or raise TOCSIN_TASK_TIMEOUT "
+        "(see docs/configuration.md)"
+    )
+
+
+def test_a_longer_delivery_deadline_is_accepted_with_a_longer_task_timeout():
+    assert show_settings(
+        "TOCSIN_DELIVERY_DEADLINE_SECONDS", "Q_CLUSTER['timeout']", "Q_CLUSTER['retry']",
+        SECRET_KEY=STRONG_KEY, TOCSIN_DELIVERY_DEADLINE_SECONDS="120", TOCSIN_TASK_TIMEOUT="180",
+    ) == ["120", "180", "240"]

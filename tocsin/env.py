@@ -41,6 +41,30 @@ def env_int(name: str, default: int) -> int:
         raise ImproperlyConfigured(f"{name} must be an integer, got {raw!r}") from None
 
 
+# What a delivery task needs besides its HTTP requests (claiming the row, recording the
+# outcome, a busy database): the delivery deadline must leave at least this much of the
+# task timeout.
+TASK_TIMEOUT_MARGIN_SECONDS = 10
+
+
+def env_delivery_deadline(name: str, default: int, *, task_timeout: int,
+                          task_timeout_name: str = "TOCSIN_TASK_TIMEOUT") -> int:
+    """The deadline of one delivery attempt (all its requests together), refused unless it
+    ends TASK_TIMEOUT_MARGIN_SECONDS before the worker's task timeout: otherwise the worker
+    may kill a send half-way, after a create landed but before its id was stored."""
+    seconds = env_int(name, default)
+    if seconds < 1:
+        raise ImproperlyConfigured(f"{name} must be at least 1 second, got {seconds}")
+    longest = task_timeout - TASK_TIMEOUT_MARGIN_SECONDS
+    if seconds > longest:
+        lower = f"lower it to {longest} or less, or " if longest >= 1 else ""
+        raise ImproperlyConfigured(
+            f"{name} ({seconds}) must be at least {TASK_TIMEOUT_MARGIN_SECONDS} s below "
+            f"{task_timeout_name} ({task_timeout}), or the worker may kill a delivery "
+            f"mid-send: {lower}raise {task_timeout_name} (see docs/configuration.md)")
+    return seconds
+
+
 # The key every installation shared before a real one was required; refused without DEBUG.
 DEVELOPMENT_SECRET_KEY = "insecure-development-key-set-SECRET_KEY-in-production"
 # Django's own `check --deploy` calls shorter or less varied keys weak (security.W009).

@@ -72,12 +72,19 @@ def overdue_ids(model, limit: int = 1000, *, waiting=None) -> list[int]:
 
 
 def backoff_seconds(attempts: int, retry_after: float | None) -> float:
+    """Seconds until the next attempt after ``attempts`` failed ones: exponential backoff
+    with jitter, or the remote's Retry-After when that is longer, at most RETRY_MAX.
+
+    A Retry-After may ask for a longer wait, never a shorter one: "0" or a date in the
+    past would otherwise retry at once, and a remote answering 429 that way would use up
+    every attempt within seconds and fail the delivery for good."""
     ceiling = settings.TOCSIN_DELIVERY_RETRY_MAX_SECONDS
-    if retry_after is not None:
-        return min(retry_after, ceiling)
     delay = settings.TOCSIN_DELIVERY_RETRY_BASE_SECONDS * 2 ** (attempts - 1)
     # Jitter spreads the retries of many deliveries that failed together (a remote outage).
-    return min(delay, ceiling) * random.uniform(0.8, 1.2)
+    backoff = min(delay, ceiling) * random.uniform(0.8, 1.2)
+    if retry_after is None:
+        return backoff
+    return min(max(retry_after, backoff), ceiling)
 
 
 def retry_or_fail(model, row, error, schedule_retry, *, note: str = "", **outcome):

@@ -7,6 +7,7 @@ from pathlib import Path
 from tocsin.env import (
     database_from_url,
     env_bool,
+    env_delivery_deadline,
     env_int,
     env_list,
     env_log_level,
@@ -82,8 +83,13 @@ TOCSIN_INBOUND_MAIL_MAX_BYTES = env_int("TOCSIN_INBOUND_MAIL_MAX_BYTES", 25 * 10
 # 5xx and 429 are retried with exponential backoff from RETRY_BASE up to RETRY_MAX
 # seconds), and after how many failed deliveries in a row a destination is marked failing.
 TOCSIN_DELIVERY_TIMEOUT_SECONDS = env_int("TOCSIN_DELIVERY_TIMEOUT_SECONDS", 10)
-# One send (DNS, connect, the full response of every redirect hop) never takes longer.
-TOCSIN_DELIVERY_DEADLINE_SECONDS = env_int("TOCSIN_DELIVERY_DEADLINE_SECONDS", 30)
+# Seconds a queue task may run before the cluster kills it (Q_CLUSTER below).
+TOCSIN_TASK_TIMEOUT = env_int("TOCSIN_TASK_TIMEOUT", 120)
+# One delivery attempt (DNS, connect, the full response of every redirect hop, of all its
+# requests together) never takes longer. Refused unless comfortably below the task
+# timeout, which would otherwise kill a send half-way.
+TOCSIN_DELIVERY_DEADLINE_SECONDS = env_delivery_deadline(
+    "TOCSIN_DELIVERY_DEADLINE_SECONDS", 30, task_timeout=TOCSIN_TASK_TIMEOUT)
 TOCSIN_DELIVERY_MAX_ATTEMPTS = env_int("TOCSIN_DELIVERY_MAX_ATTEMPTS", 8)
 TOCSIN_DELIVERY_RETRY_BASE_SECONDS = env_int("TOCSIN_DELIVERY_RETRY_BASE_SECONDS", 15)
 TOCSIN_DELIVERY_RETRY_MAX_SECONDS = env_int("TOCSIN_DELIVERY_RETRY_MAX_SECONDS", 3600)
@@ -214,9 +220,9 @@ else:
 Q_CLUSTER = {
     "name": "tocsin",
     "workers": env_int("TOCSIN_WORKERS", 2),
-    "timeout": env_int("TOCSIN_TASK_TIMEOUT", 120),
+    "timeout": TOCSIN_TASK_TIMEOUT,
     # retry must exceed timeout, or a slow task is handed to a second worker while running.
-    "retry": env_int("TOCSIN_TASK_TIMEOUT", 120) + 60,
+    "retry": TOCSIN_TASK_TIMEOUT + 60,
     "max_attempts": 3,
     "ack_failures": True,
     "catch_up": False,
