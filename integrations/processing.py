@@ -35,6 +35,7 @@ from incidents.models import SLA, EscalationPolicy, Incident, Priority, Tag, Tim
 from integrations import email_body, generic, incoming, mapping, rules, storable
 from integrations.models import INCIDENT_OPENING_TYPES, Alert, AlertType, InboundEvent, Integration
 from integrations.signals import alert_opened_incident
+from tocsin.ids import as_id
 
 logger = logging.getLogger(__name__)
 
@@ -234,7 +235,7 @@ def build_alert(event: InboundEvent) -> Alert:
 def _by_id(model, raw):
     """Look up an id sent in a payload; unknown, malformed or out-of-range ids are ignored
     (None)."""
-    pk = rules.as_id(raw)
+    pk = as_id(raw)
     return None if pk is None else model.objects.filter(pk=pk).first()
 
 
@@ -245,12 +246,12 @@ def find_tags(raw) -> list:
     an expression deeper than SQLite allows at about 1,000 names."""
     texts = [str(item).strip() for item in raw if item is not None and not isinstance(item, bool)]
     texts = list(dict.fromkeys(text for text in texts if text))
-    ids = [pk for pk in map(rules.as_id, texts) if pk is not None]
+    ids = [pk for pk in map(as_id, texts) if pk is not None]
     by_id = {}
     for start in range(0, len(ids), TAG_CHUNK):
         chunk = ids[start:start + TAG_CHUNK]
         by_id.update((tag.pk, tag) for tag in Tag.objects.filter(pk__in=chunk))
-    names = [text for text in texts if rules.as_id(text) not in by_id]
+    names = [text for text in texts if as_id(text) not in by_id]
     for start in range(0, len(names), TAG_CHUNK):
         # Both sides folded by the database, so its idea of case applies to both.
         folded = [Lower(Value(name)) for name in names[start:start + TAG_CHUNK]]

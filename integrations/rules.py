@@ -18,6 +18,7 @@ from integrations import mapping, patterns
 from integrations.generic import AlertFields
 from integrations.mapping import MISSING, Op
 from integrations.models import AlertRule, AlertType
+from tocsin.ids import as_id
 
 Action = AlertRule.Action
 Field = AlertRule.Field
@@ -182,23 +183,6 @@ def validate_actions(actions) -> list[str]:
 
 
 # --- Looking things up ----------------------------------------------------------------
-
-# Ids are 64-bit in the database. A larger number names nothing, and SQLite refuses even
-# to compare with it (OverflowError), so it is no id.
-MAX_ID = 2**63 - 1
-
-
-def as_id(value) -> int | None:
-    """The id a payload value names: an integer, or ASCII digits (str.isdigit also takes
-    "²", which int() refuses), within the 64-bit range; None for anything else."""
-    if value is None or isinstance(value, bool):
-        return None
-    text = str(value).strip()
-    if not (text.isascii() and text.isdigit()):
-        return None
-    number = int(text)
-    return number if number <= MAX_ID else None
-
 
 def find(model, value, *, names: bool = True):
     """The object with this id (an integer or digits) or, where allowed, this name

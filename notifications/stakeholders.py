@@ -34,6 +34,7 @@ from incidents.models import Team, TimelineEntry
 from notifications.models import NotificationType
 from notifications.receivers import incident_url
 from notifications.records import Email, record
+from tocsin.ids import as_id
 
 DOMAIN_REFUSED = "domain not allowed for stakeholder email"
 NO_PLAIN_ADDRESSES = "plain addresses are not allowed (no stakeholder email domain is set)"
@@ -55,9 +56,6 @@ LOOKUP_CHUNK = 300
 RECORD_BYTES = 16_000
 # A recorded entry is cut to this many characters (the longest email address).
 RECORDED_CHARS = 254
-# The largest id any table holds (a 64-bit integer): a longer number names no row, and
-# SQLite cannot even bind it.
-MAX_ID = 2**63 - 1
 
 
 def as_list(value) -> list:
@@ -217,17 +215,6 @@ class Stakeholders:
 # of the chunk, folding with str.upper. That agrees with the database but for letters that
 # upper-case to two (ß → SS), which may pair differently, and never with someone no entry
 # of the chunk named.
-
-
-def as_id(text: str) -> int | None:
-    """The id ``text`` may be (a name made of digits may also be a name)."""
-    if not text.isdigit():
-        return None
-    try:
-        number = int(text)
-    except ValueError:  # digits int() does not read, such as "²"
-        return None
-    return number if number <= MAX_ID else None
 
 
 def matching(texts: list[str]) -> tuple[list[Upper], set[int]]:

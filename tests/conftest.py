@@ -8,7 +8,7 @@ from incidents.models import Service, Team
 from integrations.models import Integration
 from tests.delivery_helpers import deliver_inline, inline  # noqa: F401 (fixtures)
 from tests.ingest_helpers import run_tasks  # noqa: F401 (fixture)
-from tests.sinks import http_sink, smtp_sink  # noqa: F401 (fixtures)
+from tests.sinks import http_sink, silent_port, smtp_sink  # noqa: F401 (fixtures)
 
 ROLES = ["Responder", "Manager", "Administrator"]
 

@@ -4,6 +4,7 @@ Each records what it received, so tests assert on the exact requests a destinati
 """
 
 import json
+import socket
 import socketserver
 import threading
 from dataclasses import dataclass, field
@@ -165,3 +166,29 @@ def smtp_sink(settings):
     sink = use_smtp_sink(settings, SMTPSink())
     yield sink
     sink.close()
+
+
+@pytest.fixture
+def silent_port():
+    """The port of a listener on 127.0.0.1 that accepts connections and never says a word,
+    not even a TLS handshake."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    held = []
+    stop = threading.Event()
+
+    def accept():
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(listener.accept()[0])
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield listener.getsockname()[1]
+    stop.set()
+    thread.join()
+    for connection in held:
+        connection.close()
+    listener.close()

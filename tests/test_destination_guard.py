@@ -343,38 +343,11 @@ def test_a_name_that_does_not_resolve_is_retryable(reachable, monkeypatch):
     assert caught.value.permanent is False
 
 
-@pytest.fixture
-def silent_server():
-    """Accepts connections and never answers."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen()
-    held = []
-    stop = threading.Event()
-
-    def accept():
-        listener.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                held.append(listener.accept()[0])
-            except OSError:
-                continue
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{listener.getsockname()[1]}"
-    stop.set()
-    thread.join()
-    for connection in held:
-        connection.close()
-    listener.close()
-
-
-def test_a_server_slower_than_the_timeout_is_retryable(reachable, settings, silent_server):
+def test_a_server_slower_than_the_timeout_is_retryable(reachable, settings, silent_port):
     settings.TOCSIN_DELIVERY_TIMEOUT_SECONDS = 1
     started = time.monotonic()
     with pytest.raises(DeliveryError) as caught:
-        http.request("POST", f"{silent_server}/x", json_body={})
+        http.request("POST", f"http://127.0.0.1:{silent_port}/x", json_body={})
     assert caught.value.permanent is False
     assert "timed out" in str(caught.value) or "Timeout" in str(caught.value)
     assert time.monotonic() - started < 5

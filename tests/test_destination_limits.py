@@ -262,37 +262,12 @@ def test_a_429_with_an_unreadable_retry_after_is_retried_with_the_normal_backoff
     assert 11 <= wait <= 19
 
 
-@pytest.fixture
-def silent_listener():
-    """Accepts TCP connections and never says a word, not even a TLS handshake."""
-    listener = socket.create_server(("127.0.0.1", 0))
-    held = []
-    stop = threading.Event()
-
-    def accept():
-        listener.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                held.append(listener.accept()[0])
-            except OSError:
-                continue
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    yield listener.getsockname()[1]
-    stop.set()
-    thread.join()
-    for connection in held:
-        connection.close()
-    listener.close()
-
-
 def test_a_tls_handshake_that_never_ends_is_cut_off_at_the_deadline(
-    reachable, settings, silent_listener
+    reachable, settings, silent_port
 ):
     settings.TOCSIN_DELIVERY_DEADLINE_SECONDS = 2
     started = time.monotonic()
     with pytest.raises(DeliveryError, match="delivery deadline of 2 s") as caught:
-        http.request("POST", f"https://127.0.0.1:{silent_listener}/hook", json_body={})
+        http.request("POST", f"https://127.0.0.1:{silent_port}/hook", json_body={})
     assert caught.value.permanent is False
     assert 1.5 < time.monotonic() - started < 5
