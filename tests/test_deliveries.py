@@ -13,6 +13,7 @@ from incidents import lifecycle
 from incidents.models import TimelineEntry
 from tests.delivery_helpers import make_destination
 from tests.sinks import Reply
+from tocsin import outbox
 
 # Committed transactions, so that deliveries are queued on commit as in production.
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
@@ -170,6 +171,15 @@ def test_a_retry_after_longer_than_the_retry_max_is_cut_to_it(
     pending = Delivery.objects.get()
     wait = (pending.next_attempt_at - pending.last_attempt_at).total_seconds()
     assert 299 <= wait <= 301
+
+
+def test_backoff_with_its_jitter_never_passes_the_retry_max(settings):
+    settings.TOCSIN_DELIVERY_RETRY_BASE_SECONDS = 15
+    settings.TOCSIN_DELIVERY_RETRY_MAX_SECONDS = 300
+    # From the fifth attempt on, 15 * 2**(n-1) is past 300: jitter may not push it higher.
+    waits = [outbox.backoff_seconds(attempts, None) for attempts in range(5, 9) for _ in range(50)]
+    assert max(waits) <= 300
+    assert min(waits) >= 0.8 * 240
 
 
 def test_400_fails_at_once_with_the_response_kept(service, http_sink, deliver_inline):

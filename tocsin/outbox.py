@@ -80,11 +80,10 @@ def backoff_seconds(attempts: int, retry_after: float | None) -> float:
     every attempt within seconds and fail the delivery for good."""
     ceiling = settings.TOCSIN_DELIVERY_RETRY_MAX_SECONDS
     delay = settings.TOCSIN_DELIVERY_RETRY_BASE_SECONDS * 2 ** (attempts - 1)
-    # Jitter spreads the retries of many deliveries that failed together (a remote outage).
-    backoff = min(delay, ceiling) * random.uniform(0.8, 1.2)
-    if retry_after is None:
-        return backoff
-    return min(max(retry_after, backoff), ceiling)
+    # Jitter spreads the retries of many deliveries that failed together (a remote outage);
+    # the ceiling applies after it, so no wait is ever longer than documented.
+    backoff = delay * random.uniform(0.8, 1.2)
+    return min(max(retry_after or 0, backoff), ceiling)
 
 
 def retry_or_fail(model, row, error, schedule_retry, *, note: str = "", **outcome):
