@@ -8,13 +8,13 @@ from destinations import delivery
 from destinations.kinds import KINDS
 from destinations.kinds.base import clean_config, public_config
 from destinations.models import Delivery, Destination
-from tocsin.apikit import NoBody
+from tocsin.apikit import ModelSerializer, NoBody, StrictJSONField
 
 
-class DestinationSerializer(serializers.ModelSerializer):
+class DestinationSerializer(ModelSerializer):
     # Write-only where it matters: responses carry the config without its secrets, and
     # name the secrets that are set so a client knows it need not send them again.
-    config = serializers.JSONField(required=False)
+    config = StrictJSONField(required=False)
     secrets_set = serializers.SerializerMethodField()
 
     class Meta:
@@ -57,7 +57,7 @@ class DestinationSerializer(serializers.ModelSerializer):
         return attrs
 
 
-class DeliverySerializer(serializers.ModelSerializer):
+class DeliverySerializer(ModelSerializer):
     waiting = serializers.SerializerMethodField()
 
     class Meta:

@@ -6,17 +6,17 @@ from rest_framework.response import Response
 
 from incidents import lifecycle
 from incidents.models import Incident, Service, Team, TimelineEntry
-from tocsin.apikit import NoBody
+from tocsin.apikit import ModelSerializer, NoBody
 
 
-class TeamSerializer(serializers.ModelSerializer):
+class TeamSerializer(ModelSerializer):
     class Meta:
         model = Team
         fields = ["id", "name", "description", "members", "created_at"]
         extra_kwargs = {"members": {"required": False}}
 
 
-class ServiceSerializer(serializers.ModelSerializer):
+class ServiceSerializer(ModelSerializer):
     class Meta:
         model = Service
         fields = [
@@ -26,7 +26,7 @@ class ServiceSerializer(serializers.ModelSerializer):
         extra_kwargs = {"destinations": {"required": False}}
 
 
-class TimelineEntrySerializer(serializers.ModelSerializer):
+class TimelineEntrySerializer(ModelSerializer):
     actor = serializers.StringRelatedField()
 
     class Meta:
@@ -34,7 +34,7 @@ class TimelineEntrySerializer(serializers.ModelSerializer):
         fields = ["id", "kind", "message", "actor", "data", "created_at"]
 
 
-class IncidentSerializer(serializers.ModelSerializer):
+class IncidentSerializer(ModelSerializer):
     alert_count = serializers.IntegerField(read_only=True)
 
     class Meta:

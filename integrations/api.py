@@ -14,14 +14,14 @@ from integrations.models import (
     IntegrationToken,
 )
 from integrations.signals import announce_configuration_change
-from tocsin.apikit import NoBody
+from tocsin.apikit import ModelSerializer, NoBody, StrictJSONField
 from tocsin.permissions import sees_integration_endpoints
 
 # Whoever has these can send alerts as the integration: null for Responders.
 ENDPOINT_FIELDS = ("webhook_url", "email_address")
 
 
-class IntegrationSerializer(serializers.ModelSerializer):
+class IntegrationSerializer(ModelSerializer):
     webhook_url = serializers.CharField(
         read_only=True, allow_null=True,
         help_text="Generic integrations; null for other kinds and for Responders.",
@@ -36,7 +36,7 @@ class IntegrationSerializer(serializers.ModelSerializer):
     tags = serializers.ListField(
         child=serializers.CharField(max_length=100), required=False
     )
-    mapping = serializers.JSONField(
+    mapping = StrictJSONField(
         required=False, allow_null=True,
         help_text='null (off) or {"direct": {FIELD: SOURCE}, "conditional": [{"if", "then"}]}',
     )
@@ -90,7 +90,7 @@ class IntegrationSerializer(serializers.ModelSerializer):
         return list(dict.fromkeys(types))
 
 
-class TokenSerializer(serializers.ModelSerializer):
+class TokenSerializer(ModelSerializer):
     active = serializers.BooleanField(source="is_active", read_only=True)
 
     class Meta:
@@ -99,7 +99,7 @@ class TokenSerializer(serializers.ModelSerializer):
         read_only_fields = ["prefix", "created_at", "last_used_at", "revoked_at"]
 
 
-class AlertRuleSerializer(serializers.ModelSerializer):
+class AlertRuleSerializer(ModelSerializer):
     class Meta:
         model = AlertRule
         fields = ["id", "integration", "name", "position", "enabled", "conditions", "actions",
@@ -120,16 +120,16 @@ class AlertRuleSerializer(serializers.ModelSerializer):
 
 
 class PreviewSerializer(serializers.Serializer):
-    payload = serializers.JSONField(
+    payload = StrictJSONField(
         required=False, help_text="A body to try: a JSON object, or text (a raw mail)."
     )
     event = serializers.IntegerField(
         required=False, help_text="Or the id of one of the integration's inbound events."
     )
-    mapping = serializers.JSONField(
+    mapping = StrictJSONField(
         required=False, allow_null=True, help_text="An unsaved mapping to try (null: off)."
     )
-    rules = serializers.JSONField(
+    rules = StrictJSONField(
         required=False, help_text="Unsaved rules to try instead of the saved ones."
     )
 
@@ -139,7 +139,7 @@ class PreviewSerializer(serializers.Serializer):
         return attrs
 
 
-class AlertSerializer(serializers.ModelSerializer):
+class AlertSerializer(ModelSerializer):
     warnings = serializers.SerializerMethodField()
     rules = serializers.SerializerMethodField()
 
@@ -159,7 +159,7 @@ class AlertSerializer(serializers.ModelSerializer):
         return list(alert.extra.get("rules") or [])
 
 
-class InboundEventSerializer(serializers.ModelSerializer):
+class InboundEventSerializer(ModelSerializer):
     body = serializers.CharField(source="body_text", read_only=True)
 
     class Meta:

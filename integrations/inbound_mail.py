@@ -120,12 +120,23 @@ def header_recipients(message) -> list[str]:
 
 
 def message_id_of(message) -> str:
-    """The Message-ID of a parsed message (storable text), or '' when it has none."""
+    """The Message-ID of a parsed message, or '' when it has none. Repeats are told by it,
+    so it is made storable without losing what tells two apart: 8-bit bytes and NUL are
+    written as `\\xNN` escapes, not replaced by one shared U+FFFD."""
     try:
-        values = raw_header_values(message, "Message-ID")
+        values = [str(value) for key, value in message.raw_items()
+                  if key.lower() == "message-id"]
     except Exception:
         return ""
-    return values[0].strip()[:1000] if values else ""
+    if not values:
+        return ""
+    value = values[0].strip()
+    try:
+        raw = value.encode("utf-8", "surrogateescape")  # the bytes as they were sent
+    except UnicodeEncodeError:
+        raw = value.encode("utf-8", "backslashreplace")
+    escaped = raw.decode("utf-8", "backslashreplace").replace("\x00", "\\x00")
+    return storable.text(escaped)[:1000]
 
 
 def local_part(address: str) -> str | None:

@@ -15,6 +15,7 @@ size").
 """
 
 import base64
+import contextlib
 import json
 import re
 from itertools import pairwise
@@ -69,10 +70,13 @@ def form_data(content_type: str, body: bytes) -> tuple[QueryDict, MultiValueDict
     """A multipart/form-data body as Django's request.POST and request.FILES, read in one
     pass (bytes.split) with MAX_FORM_PARTS parts and MAX_PART_HEADER_BYTES of headers
     each at most; MalformedPost otherwise."""
-    boundary = parse_header_parameters(content_type)[1].get("boundary", "")
+    try:
+        boundary = parse_header_parameters(content_type)[1].get("boundary", "")
+        delimiter = b"--" + boundary.encode("latin-1")
+    except ValueError:  # a bad RFC 2231 encoding, a boundary beyond Latin-1
+        boundary = ""
     if not boundary or len(boundary) > 200:
         raise MalformedPost("multipart/form-data without a usable boundary")
-    delimiter = b"--" + boundary.encode("latin-1")
     # Lines end in CRLF (RFC 7578); a sender that writes bare LF is read alike.
     newline = b"\n" if body.startswith(delimiter + b"\n") else b"\r\n"
     chunks = (newline + body).split(newline + delimiter)
@@ -87,19 +91,25 @@ def form_data(content_type: str, body: bytes) -> tuple[QueryDict, MultiValueDict
         if not separator or len(head) > MAX_PART_HEADER_BYTES:
             raise MalformedPost("a form part without a header block, or with one over "
                                 f"{MAX_PART_HEADER_BYTES} bytes")
-        disposition, part_type, encoding = part_fields(head)
+        try:
+            disposition, part_type, encoding = part_fields(head)
+            mime_type, parameters = parse_header_parameters(part_type)
+        except ValueError as exc:  # parameters in a bad RFC 2231 encoding
+            raise MalformedPost(f"a form part with unreadable headers ({exc})") from None
         name = disposition.get("name")
         if not name:
             continue
         if encoding == "base64":
-            payload = base64.b64decode(payload, validate=False)
+            # A part we cannot decode is kept as sent rather than losing the mail with it.
+            with contextlib.suppress(ValueError):
+                payload = base64.b64decode(payload, validate=False)
         filename = disposition.get("filename")
-        mime_type, parameters = parse_header_parameters(part_type)
         if filename is None:
             charset = parameters.get("charset") or "utf-8"
             try:
                 post.appendlist(name, payload.decode(charset, "replace"))
-            except LookupError:
+            except (LookupError, ValueError):  # no such codec, or one like idna that
+                # refuses instead of replacing: read it as UTF-8, as most senders mean
                 post.appendlist(name, payload.decode("utf-8", "replace"))
         else:
             files.appendlist(name, SimpleUploadedFile(filename, payload, mime_type))

@@ -57,9 +57,10 @@ def split_path(path: str) -> tuple[str, ...]:
 
 
 def is_index(part: str) -> bool:
-    # ASCII only: str.isdigit also takes "²", which int() refuses.
+    # ASCII only: str.isdigit also takes "²", which int() refuses. At most 18 digits: no
+    # list is longer, and int() refuses more than 4,300 digits outright.
     digits = part.removeprefix("-")
-    return digits.isascii() and digits.isdigit()
+    return digits.isascii() and digits.isdigit() and len(digits) <= 18
 
 
 def lookup(document, path):

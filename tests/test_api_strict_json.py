@@ -42,3 +42,23 @@ def test_a_body_that_is_not_utf8_is_a_400(manager):
                                             content_type="application/json")
     assert response.status_code == 400
     assert "JSON parse error" in response.json()["detail"]
+
+
+def test_json_fields_in_a_form_post_are_read_as_strictly(manager, integration):
+    # The browsable API posts forms: the mapping arrives as text inside a multipart body.
+    response = api_client_for(manager).patch(
+        f"/api/v1/integrations/{integration.pk}/",
+        {"mapping": '{"direct": {"message": {"value": "a\\ud800"}}}'}, format="multipart")
+    assert response.status_code == 400
+    assert "lone surrogate" in response.json()["mapping"][0]
+    integration.refresh_from_db()
+    assert integration.mapping is None
+
+
+@pytest.mark.parametrize("charset", ["base64", "rot13", "hex"])
+def test_a_codec_that_is_no_text_encoding_is_a_400(manager, charset):
+    response = api_client_for(manager).generic(
+        "POST", "/api/v1/teams/", b'{"name": "ops"}',
+        content_type=f"application/json; charset={charset}")
+    assert response.status_code == 400
+    assert "charset" in response.json()["detail"]

@@ -165,3 +165,18 @@ def test_managers_see_the_address_in_the_answer_to_reprocess_as_in_get(
     assert answer["headers"]["Recipient"] == mailbox.email_address
     assert f"To: {mailbox.email_address}" in answer["body"]
     assert answer == client.get(f"/api/v1/inbound-events/{event.pk}/").json()
+
+
+def test_responders_cannot_find_an_address_by_searching_event_errors(
+    client, responder, manager, mailbox
+):
+    mailbox.status = Integration.Status.DISABLED
+    mailbox.save()
+    store_mail(b"Subject: x\r\n\r\nseverity: 1\r\n", recipients=[mailbox.email_address],
+               via="test")
+    prefix = mailbox.email_address[:10]
+    url = reverse("admin:integrations_inboundevent_changelist") + f"?q={prefix}"
+    client.force_login(responder)
+    assert "0 inbound events" in client.get(url).content.decode()
+    client.force_login(manager)
+    assert "1 inbound event" in client.get(url).content.decode()

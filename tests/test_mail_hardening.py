@@ -65,7 +65,7 @@ def test_an_8_bit_byte_in_the_message_id_is_stored_as_a_replacement_mark(mailbox
     ingest(mail(mailbox.email_address, b"<q\xff2@x>"))
     event = InboundEvent.objects.get()
     assert event.status == InboundEvent.Status.QUEUED
-    assert event.headers["Message-ID"] == "<q\ufffd2@x>"
+    assert event.headers["Message-ID"] == "<q\\xff2@x>"
 
 
 def test_the_same_8_bit_message_id_twice_is_taken_for_a_repeat(mailbox):
@@ -73,6 +73,13 @@ def test_the_same_8_bit_message_id_twice_is_taken_for_a_repeat(mailbox):
     stdout, _ = ingest(mail(mailbox.email_address, b"<q\xff2@x>"))
     assert "same Message-ID" in stdout
     assert InboundEvent.objects.count() == 1
+
+
+def test_message_ids_that_differ_only_in_8_bit_bytes_are_two_mails(mailbox):
+    ingest(mail(mailbox.email_address, b"<alert-caf\xe9@host>"))
+    stdout, _ = ingest(mail(mailbox.email_address, b"<alert-caf\xe8@host>"))
+    assert "same Message-ID" not in stdout
+    assert InboundEvent.objects.count() == 2
 
 
 def test_8_bit_bytes_in_the_recipient_headers_are_no_address_but_the_mail_is_kept(mailbox):
@@ -312,3 +319,51 @@ def test_a_key_anymail_does_not_verify_inbound_posts_with_does_not_open_the_door
     assert response.status_code == 503
     [record] = warnings_logged(caplog)
     assert "ANYMAIL_MAILERSEND_INBOUND_SECRET" in record.getMessage()
+
+
+def raw_multipart(boundary: str, parts: list[bytes], content_type: str | None = None):
+    body = b"".join(b"--" + boundary.encode() + b"\r\n" + part + b"\r\n" for part in parts)
+    body += b"--" + boundary.encode() + b"--\r\n"
+    return body, content_type or f"multipart/form-data; boundary={boundary}"
+
+
+def field(name: str, value: bytes, *headers: bytes) -> bytes:
+    head = b'Content-Disposition: form-data; name="' + name.encode() + b'"\r\n'
+    return head + b"".join(h + b"\r\n" for h in headers) + b"\r\n" + value
+
+
+def mailgun_parts(mailbox, *extra: bytes) -> list[bytes]:
+    return [field(key, value.encode()) for key, value in mailgun_form(mailbox).items()
+            if key != "body-mime"] + [
+        field("body-mime", alert_mail(mailbox.email_address).as_bytes())] + list(extra)
+
+
+@pytest.mark.parametrize("extra", [
+    field("attachment-1", b"abc", b"Content-Transfer-Encoding: base64"),  # bad padding
+    field("note", b"caf\xe9", b"Content-Type: text/plain; charset=idna"),
+    field("note", b"caf\xe9", b"Content-Type: text/plain; charset=punycode"),
+    field("note", b"x", b"Content-Type: text/plain; charset=base64"),
+], ids=["bad_base64", "idna", "punycode", "codec_charset"])
+def test_an_odd_form_part_never_loses_the_mail(client, mailbox, extra):
+    body, content_type = raw_multipart("BOUND", mailgun_parts(mailbox, extra))
+    response = client.post("/anymail/mailgun/inbound_mime/", data=body,
+                           content_type=content_type, **basic_auth())
+    assert response.status_code == 200, response.content
+    assert InboundEvent.objects.filter(status=InboundEvent.Status.QUEUED).count() == 1
+
+
+def test_a_boundary_beyond_latin_1_is_a_400_not_a_500(client, mailbox):
+    content_type = "multipart/form-data; boundary*=utf-8''%E2%82%AC"
+    body, _ = raw_multipart("BOUND", mailgun_parts(mailbox))
+    response = client.post("/anymail/mailgun/inbound_mime/", data=body,
+                           content_type=content_type, **basic_auth())
+    assert response.status_code == 400
+    assert not InboundEvent.objects.exists()
+
+
+def test_a_part_with_a_bad_rfc_2231_name_is_a_400_not_a_500(client, mailbox):
+    bad = b"Content-Disposition: form-data; name*=bogus''x\r\n\r\nvalue"
+    body, content_type = raw_multipart("BOUND", mailgun_parts(mailbox, bad))
+    response = client.post("/anymail/mailgun/inbound_mime/", data=body,
+                           content_type=content_type, **basic_auth())
+    assert response.status_code == 400

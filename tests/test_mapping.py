@@ -334,3 +334,9 @@ def test_mapped_urgency_sets_the_incident_urgency(
     integration.save()
     post_event(client, integration, {"x": 1}, capture=django_capture_on_commit_callbacks)
     assert Incident.objects.get().urgency == "low"
+
+
+def test_a_list_index_of_thousands_of_digits_resolves_to_nothing():
+    # int() refuses more than 4,300 digits; such a path is simply missing.
+    assert mapping.lookup({"a": [1]}, "a." + "9" * 4400) is mapping.MISSING
+    assert mapping.lookup({"a": [1]}, "a.-" + "9" * 30) is mapping.MISSING

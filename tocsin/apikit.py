@@ -1,8 +1,41 @@
 """Small pieces shared by the apps' REST APIs."""
 
+from django.db import models
 from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
 from rest_framework.filters import OrderingFilter
+
+from tocsin import strictjson
+
+
+class StrictJSONField(serializers.JSONField):
+    """A JSON field read as strictly as JSON request bodies are (tocsin.strictjson), also
+    when its value comes as text in a form or multipart post (the browsable API sends those):
+    a lone surrogate or NUL would otherwise reach the database (PostgreSQL refuses them:
+    a 500), and deep nesting would exhaust the recursion limit."""
+
+    def to_internal_value(self, data):
+        try:
+            if self.binary or getattr(data, "is_json_string", False):
+                data = strictjson.loads(data)
+            else:
+                found = strictjson.document_problem(data)
+                if found:
+                    raise strictjson.JSONProblem(*found)
+        except strictjson.JSONProblem as exc:
+            raise ValidationError(str(exc)) from None
+        except ValueError:
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class ModelSerializer(serializers.ModelSerializer):
+    """The apps' model serializers: model JSON fields become StrictJSONFields."""
+
+    serializer_field_mapping = {
+        **serializers.ModelSerializer.serializer_field_mapping,
+        models.JSONField: StrictJSONField,
+    }
 
 
 class NoBody(serializers.Serializer):

@@ -68,6 +68,9 @@ class StrictJSONParser(JSONParser):
         encoding = (parser_context or {}).get("encoding", settings.DEFAULT_CHARSET)
         try:
             return strictjson.loads(stream.read().decode(encoding))
+        except LookupError:
+            # Django takes any codec Python knows as a charset, base64 and rot13 included.
+            raise ParseError(f"JSON parse error - unusable charset {encoding!r}") from None
         except ValueError as exc:  # JSONProblem and UnicodeDecodeError included
             raise ParseError(f"JSON parse error - {exc}") from None
 
