@@ -127,6 +127,7 @@ class Delivery(models.Model):
             incident__isnull=False,
         ).order_by("pk")
 
+
 class RemoteRecord(models.Model):
     """The record a ticketing kind (ServiceNow, Zendesk) keeps for one incident at one
     destination. Saved before the create is sent, so a retry after an unknown outcome knows

@@ -21,6 +21,13 @@ from tocsin.permissions import sees_integration_endpoints
 ENDPOINT_FIELDS = ("webhook_url", "email_address")
 
 
+def asker_sees_endpoints(context: dict) -> bool:
+    """Whether the request a serializer answers comes from someone who may see integration
+    endpoints; without a request, nobody is assumed to."""
+    request = context.get("request")
+    return request is not None and sees_integration_endpoints(request.user)
+
+
 class IntegrationSerializer(ModelSerializer):
     webhook_url = serializers.CharField(
         read_only=True, allow_null=True,
@@ -52,8 +59,7 @@ class IntegrationSerializer(ModelSerializer):
 
     def to_representation(self, instance):
         data = super().to_representation(instance)
-        request = self.context.get("request")
-        if request is None or not sees_integration_endpoints(request.user):
+        if not asker_sees_endpoints(self.context):
             for name in ENDPOINT_FIELDS:
                 if name in data:
                     data[name] = None
@@ -171,8 +177,7 @@ class InboundEventSerializer(ModelSerializer):
 
     def to_representation(self, event):
         data = super().to_representation(event)
-        request = self.context.get("request")
-        if request is None or not sees_integration_endpoints(request.user):
+        if not asker_sees_endpoints(self.context):
             # A received mail names its integration's address (in its headers and the
             # Recipient header kept here): blanked for those who may not see it.
             data["body"] = event.hidden_body()

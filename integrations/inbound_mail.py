@@ -225,9 +225,7 @@ def store_mail(
         raise Duplicate(earlier.response.get("trace_id", ""), repeat_of)
     error = rejection(integration, recipients, size)
     if not error:
-        wait = ratelimit.retry_after(
-            f"integration:{integration.pk}", integration.rate_limit_per_minute
-        )
+        wait = ratelimit.integration_retry_after(integration)
         if wait is not None:
             limited = RateLimited(integration, wait)
             if log_rejection:

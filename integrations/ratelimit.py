@@ -43,6 +43,12 @@ def retry_after(key: str, limit: int) -> int | None:
     return max(1, math.ceil((window + 1) * PERIOD_SECONDS - now))
 
 
+def integration_retry_after(integration) -> int | None:
+    """Count one request or mail against the integration's limit (the same count for every
+    ingest path); None if allowed, else the seconds until the window ends."""
+    return retry_after(f"integration:{integration.pk}", integration.rate_limit_per_minute)
+
+
 def prune_old_windows() -> int:
     current = int(time.time() // PERIOD_SECONDS)
     deleted, _ = RateLimitCounter.objects.filter(slot__lt=current - 1).delete()

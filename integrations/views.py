@@ -69,12 +69,15 @@ def answer(request, integration, source: str, body: bytes, *, key: str, http_sta
     """Store the event and answer `document(event)` with `http_status`. With an idempotency
     key the answer is remembered in the same transaction; if a simultaneous repeat
     remembered it first, this event is rolled back and that answer given instead."""
+    if not key:
+        # Most requests: store_event's own transaction is enough (no savepoint around it).
+        return JsonResponse(document(store_event(request, integration, source, body, **fields)),
+                            status=http_status)
     try:
         with transaction.atomic():
             event = store_event(request, integration, source, body, **fields)
             content = document(event)
-            if key:
-                idempotency.remember(integration, key, event, http_status, content)
+            idempotency.remember(integration, key, event, http_status, content)
     except IntegrityError:
         earlier = idempotency.earlier(integration, key)
         if earlier is None:
@@ -96,7 +99,7 @@ def idempotency_key(request) -> tuple[str, JsonResponse | None]:
 
 
 def over_rate_limit(integration: Integration) -> JsonResponse | None:
-    wait = ratelimit.retry_after(f"integration:{integration.pk}", integration.rate_limit_per_minute)
+    wait = ratelimit.integration_retry_after(integration)
     if wait is None:
         return None
     response = error(
