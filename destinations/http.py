@@ -38,6 +38,8 @@ from urllib.parse import urlencode, urljoin, urlsplit
 from django.conf import settings
 from django.utils.http import parse_http_date
 
+from tocsin.transport import TransportError
+
 USER_AGENT = "Tocsin/1.0 (+incident destinations)"
 REDIRECT_STATUSES = {301, 302, 303, 307, 308}
 MAX_REDIRECTS = 3
@@ -54,16 +56,8 @@ TEST_SEND_DEADLINE_SECONDS = 10
 deadline_override: ContextVar[float | None] = ContextVar("deadline_override", default=None)
 
 
-class DeliveryError(Exception):
-    """A send that did not succeed. ``permanent`` says whether trying again can help."""
-
-    def __init__(self, message: str, *, permanent: bool, status: int | None = None,
-                 body: str = "", retry_after: float | None = None):
-        super().__init__(message)
-        self.permanent = permanent
-        self.status = status
-        self.body = body
-        self.retry_after = retry_after
+# The name kinds and the delivery code know; the class lives in tocsin.transport.
+DeliveryError = TransportError
 
 
 class BlockedAddress(DeliveryError):

@@ -12,6 +12,8 @@ from datetime import datetime
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator, validate_email
 
+from tocsin.transport import Result  # noqa: F401  (kinds import it from here)
+
 TEXT, URL, SECRET, EMAILS, CHOICE, BOOL = "text", "url", "secret", "emails", "choice", "bool"
 # A URL that is itself a credential (a Slack incoming webhook, a Zenduty integration URL):
 # validated as a URL, write-only like a secret.
@@ -102,13 +104,6 @@ class Message:
             "drill": self.drill, "labels": self.labels, "tags": self.tags, "url": self.url,
             "created_at": self.created_at.isoformat() if self.created_at else None,
         }
-
-
-@dataclass
-class Result:
-    status: int | None = None
-    body: str = ""
-    remote_id: str = ""
 
 
 PLACEHOLDER = re.compile(r"\{(\w+)\}")
