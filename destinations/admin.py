@@ -1,18 +1,19 @@
 from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count
-from django.http import HttpResponseNotAllowed
-from django.shortcuts import get_object_or_404, redirect
+from django.shortcuts import redirect
 from django.template.response import TemplateResponse
-from django.urls import path, reverse
+from django.utils.decorators import method_decorator
 from django.utils.html import format_html, format_html_join
 from django.utils.timezone import localtime
+from django.views.decorators.http import require_POST
 
 from destinations import delivery
 from destinations.forms import form_for_kind
 from destinations.kinds import KINDS
 from destinations.models import Delivery, Destination
-from tocsin.adminkit import CSS, JS, badge
+from tocsin.adminkit import CSS, JS, AdminPages, ReadOnlyLogAdmin, admin_url, badge
 
 
 def outcome_message(sent: Delivery) -> tuple[int, str]:
@@ -23,8 +24,12 @@ def outcome_message(sent: Delivery) -> tuple[int, str]:
     return messages.ERROR, f"Test to {sent.destination.name} {verb}: {sent.error}"
 
 
+SENT_A_TEST = "Sent a test."
+RE_SENT = "Re-sent delivery."
+
+
 @admin.register(Destination)
-class DestinationAdmin(admin.ModelAdmin):
+class DestinationAdmin(AdminPages, admin.ModelAdmin):
     list_display = ["name", "kind", "health", "send_drills", "service_count", "created_at"]
     list_filter = ["kind", "failing", "send_drills"]
     search_fields = ["name"]
@@ -132,25 +137,28 @@ class DestinationAdmin(admin.ModelAdmin):
 
     def get_urls(self):
         return [
-            path("<int:pk>/send-test/", self.admin_site.admin_view(self.send_test_view),
-                 name="destinations_destination_send_test"),
+            self.object_path("send-test", self.send_test_view, "send_test"),
         ] + super().get_urls()
 
-    def send_test_view(self, request, pk):
-        if request.method != "POST":
-            return HttpResponseNotAllowed(["POST"])
-        destination = get_object_or_404(Destination, pk=pk)
+    @method_decorator(require_POST)
+    def send_test_view(self, request, object_id):
+        destination = self.get_object(request, unquote(object_id))
         if not self.has_change_permission(request, destination):
             raise PermissionDenied
+        if destination is None:
+            return self.missing_object(request, object_id)
         level, text = outcome_message(delivery.send_test(destination, actor=request.user))
+        self.log_change(request, destination, SENT_A_TEST)
         self.message_user(request, text, level)
-        return redirect("admin:destinations_destination_change", pk)
+        return redirect(self.object_url(destination))
 
     @admin.action(description="Send a test to selected destinations", permissions=["change"])
     def send_test_selected(self, request, queryset):
-        for destination in queryset:
+        tested = list(queryset)
+        for destination in tested:
             level, text = outcome_message(delivery.send_test(destination, actor=request.user))
             self.message_user(request, text, level)
+        self.log_changes(request, tested, SENT_A_TEST)
 
 
 class KindFilter(admin.SimpleListFilter):
@@ -167,7 +175,7 @@ class KindFilter(admin.SimpleListFilter):
 
 
 @admin.register(Delivery)
-class DeliveryAdmin(admin.ModelAdmin):
+class DeliveryAdmin(ReadOnlyLogAdmin):
     list_display = [
         "id", "created", "event_label", "destination_name", "incident_link", "status_label",
         "http_status", "attempts", "last_attempt",
@@ -196,12 +204,6 @@ class DeliveryAdmin(admin.ModelAdmin):
     def lookup_allowed(self, lookup, value, request=None):
         # The incident page links here filtered to its own deliveries.
         return lookup == "incident__id__exact" or super().lookup_allowed(lookup, value, request)
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
 
     def has_resend_permission(self, request):
         return request.user.has_perm("destinations.resend_delivery")
@@ -243,26 +245,27 @@ class DeliveryAdmin(admin.ModelAdmin):
     def incident_link(self, sent):
         if sent.incident is None:
             return "— (test)"
-        url = reverse("admin:incidents_incident_change", args=[sent.incident_id])
+        url = admin_url(sent.incident, current_app=self.admin_site.name)
         return format_html('<a href="{}">#{} {}</a>', url, sent.incident.number,
                            sent.incident.title[:60])
 
     @admin.action(description="Re-send selected deliveries", permissions=["resend"])
     def resend_selected(self, request, queryset):
-        queued, skipped, re_sent_pairs = 0, 0, set()
+        re_sent, skipped, re_sent_pairs = [], 0, set()
         # Oldest first: re-sending a delivery re-sends the later ones of its incident and
         # destination after it, so a selected later one is already queued, in order.
         for sent in queryset.order_by("pk"):
             pair = (sent.destination_id, sent.incident_id)
             if sent.incident_id is not None and pair in re_sent_pairs:
-                queued += 1
+                re_sent.append(sent)
             elif delivery.resend(sent):
-                queued += 1
+                re_sent.append(sent)
                 re_sent_pairs.add(pair)
             else:
                 skipped += 1
-        if queued:
-            self.message_user(request, f"{queued} delivery(ies) queued to be sent again.",
+        self.log_changes(request, re_sent, RE_SENT)
+        if re_sent:
+            self.message_user(request, f"{len(re_sent)} delivery(ies) queued to be sent again.",
                               messages.SUCCESS)
         if skipped:
             self.message_user(
@@ -271,23 +274,24 @@ class DeliveryAdmin(admin.ModelAdmin):
 
     def get_urls(self):
         return [
-            path("<int:pk>/resend/", self.admin_site.admin_view(self.resend_view),
-                 name="destinations_delivery_resend"),
+            self.object_path("resend", self.resend_view, "resend"),
         ] + super().get_urls()
 
-    def resend_view(self, request, pk):
-        if request.method != "POST":
-            return HttpResponseNotAllowed(["POST"])
+    @method_decorator(require_POST)
+    def resend_view(self, request, object_id):
         if not self.has_resend_permission(request):
             raise PermissionDenied
-        sent = get_object_or_404(Delivery, pk=pk)
+        sent = self.get_object(request, unquote(object_id))
+        if sent is None:
+            return self.missing_object(request, object_id)
         if delivery.resend(sent):
+            self.log_change(request, sent, RE_SENT)
             self.message_user(request, "Queued to be sent again.", messages.SUCCESS)
         else:
             self.message_user(
                 request, "It, or a later delivery for the same incident and destination, is "
                          "still pending; nothing was re-sent.", messages.WARNING)
-        return redirect("admin:destinations_delivery_change", pk)
+        return redirect(self.object_url(sent))
 
     def render_change_form(self, request, context, *args, obj=None, **kwargs):
         context["can_resend"] = (

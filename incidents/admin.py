@@ -1,15 +1,18 @@
 from django.contrib import admin, messages
+from django.contrib.admin.templatetags.admin_urls import admin_urlname
+from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Q
-from django.http import HttpResponseNotAllowed
-from django.shortcuts import get_object_or_404, redirect
-from django.urls import path, reverse
+from django.shortcuts import redirect
+from django.urls import reverse
+from django.utils.decorators import method_decorator
 from django.utils.html import format_html, format_html_join
 from django.utils.timezone import localtime
+from django.views.decorators.http import require_POST
 
 from incidents import lifecycle
 from incidents.models import SLA, EscalationPolicy, Incident, Priority, Service, Tag, Team
-from tocsin.adminkit import CSS, JS, badge
+from tocsin.adminkit import CSS, JS, AdminPages, badge
 
 admin.site.site_header = "Tocsin"
 admin.site.site_title = "Tocsin"
@@ -77,7 +80,8 @@ class ServiceAdmin(admin.ModelAdmin):
     def open_incidents(self, service):
         if not service.open_total:
             return 0
-        url = reverse("admin:incidents_incident_changelist")
+        url = reverse(admin_urlname(Incident._meta, "changelist"),
+                      current_app=self.admin_site.name)
         return format_html(
             '<a href="{}?service__id__exact={}&status__in=triggered,acknowledged">{}</a>',
             url, service.pk, service.open_total,
@@ -104,7 +108,7 @@ class OpenFilter(admin.SimpleListFilter):
 
 
 @admin.register(Incident)
-class IncidentAdmin(admin.ModelAdmin):
+class IncidentAdmin(AdminPages, admin.ModelAdmin):
     list_display = [
         "number_label", "title", "status_label", "urgency", "service", "entity_id",
         "alert_count", "drill_label", "created_at",
@@ -218,9 +222,10 @@ class IncidentAdmin(admin.ModelAdmin):
         )
 
     def _change_selected(self, request, queryset, change, verb):
-        changed = sum(1 for incident in queryset if change(incident, actor=request.user))
-        skipped = queryset.count() - changed
-        self.message_user(request, f"{changed} incident(s) {verb}.", messages.SUCCESS)
+        changed = [incident for incident in queryset if change(incident, actor=request.user)]
+        self.log_changes(request, changed, f"{verb.capitalize()}.")
+        skipped = queryset.count() - len(changed)
+        self.message_user(request, f"{len(changed)} incident(s) {verb}.", messages.SUCCESS)
         if skipped:
             self.message_user(
                 request, f"{skipped} incident(s) were already {verb} or resolved.",
@@ -236,53 +241,59 @@ class IncidentAdmin(admin.ModelAdmin):
         self._change_selected(request, queryset, lifecycle.resolve, "resolved")
 
     def get_urls(self):
-        view = self.admin_site.admin_view
         return [
-            path("<int:pk>/acknowledge/", view(self.acknowledge_view),
-                 name="incidents_incident_acknowledge"),
-            path("<int:pk>/resolve/", view(self.resolve_view), name="incidents_incident_resolve"),
-            path("<int:pk>/note/", view(self.note_view), name="incidents_incident_note"),
+            self.object_path("acknowledge", self.acknowledge_view, "acknowledge"),
+            self.object_path("resolve", self.resolve_view, "resolve"),
+            self.object_path("note", self.note_view, "note"),
         ] + super().get_urls()
 
-    def _change_one(self, request, pk, allowed, change, verb):
-        if request.method != "POST":
-            return HttpResponseNotAllowed(["POST"])
+    def _change_one(self, request, object_id, allowed, change, verb):
+        # Like the change page: no permission is a 403 whether or not the incident exists.
         if not allowed:
             raise PermissionDenied
-        incident = get_object_or_404(Incident, pk=pk)
+        incident = self.get_object(request, unquote(object_id))
+        if incident is None:
+            return self.missing_object(request, object_id)
         if change(incident, actor=request.user):
+            self.log_change(request, incident, f"{verb.capitalize()}.")
             self.message_user(request, f"Incident #{incident.number} {verb}.", messages.SUCCESS)
         else:
             self.message_user(
                 request, f"Incident #{incident.number} is already {incident.status}.",
                 messages.WARNING,
             )
-        return redirect("admin:incidents_incident_change", pk)
+        return redirect(self.object_url(incident))
 
-    def acknowledge_view(self, request, pk):
+    @method_decorator(require_POST)
+    def acknowledge_view(self, request, object_id):
         return self._change_one(
-            request, pk, self.has_acknowledge_permission(request), lifecycle.acknowledge,
+            request, object_id, self.has_acknowledge_permission(request), lifecycle.acknowledge,
             "acknowledged",
         )
 
-    def resolve_view(self, request, pk):
+    @method_decorator(require_POST)
+    def resolve_view(self, request, object_id):
         return self._change_one(
-            request, pk, self.has_resolve_permission(request), lifecycle.resolve, "resolved"
+            request, object_id, self.has_resolve_permission(request), lifecycle.resolve,
+            "resolved",
         )
 
-    def note_view(self, request, pk):
-        if request.method != "POST":
-            return HttpResponseNotAllowed(["POST"])
+    @method_decorator(require_POST)
+    def note_view(self, request, object_id):
         if not self.has_comment_permission(request):
             raise PermissionDenied
-        incident = get_object_or_404(Incident, pk=pk)
+        incident = self.get_object(request, unquote(object_id))
+        if incident is None:
+            return self.missing_object(request, object_id)
         text = request.POST.get("text", "").strip()
         if text:
             lifecycle.add_note(incident, text, actor=request.user)
+            # The note itself is on the timeline; history says only that one was added.
+            self.log_change(request, incident, "Added a note.")
             self.message_user(request, "Note added.", messages.SUCCESS)
         else:
             self.message_user(request, "A note needs some text.", messages.ERROR)
-        return redirect("admin:incidents_incident_change", pk)
+        return redirect(self.object_url(incident))
 
     def render_change_form(self, request, context, *args, obj=None, **kwargs):
         context.update(

@@ -197,8 +197,8 @@ class IntegrationToken(models.Model):
             | models.Q(last_used_at__lt=now - timedelta(minutes=1))
         ).update(last_used_at=now)
 
-    def revoke(self) -> None:
-        """Revoke once; the first revocation time is kept."""
+    def revoke(self) -> bool:
+        """Revoke once; the first revocation time is kept. Returns False if it already was."""
         revoked = IntegrationToken.objects.filter(pk=self.pk, revoked_at__isnull=True).update(
             revoked_at=timezone.now()
         )
@@ -208,6 +208,7 @@ class IntegrationToken(models.Model):
                 sender=Integration, integration=self.integration, change="token_revoked",
                 detail=f"Token {self.name!r} ({self.prefix}…) was revoked.",
             )
+        return bool(revoked)
 
 
 # What people who may not see integration addresses see of a received mail's body.

@@ -1,6 +1,5 @@
 from django.contrib import admin, messages
 from django.shortcuts import redirect
-from django.urls import reverse
 from django.utils.timezone import localtime
 
 from notifications import sending
@@ -11,11 +10,11 @@ from notifications.models import (
     NotificationSettings,
     NotificationType,
 )
-from tocsin.adminkit import CSS, JS, badge
+from tocsin.adminkit import CSS, JS, AdminPages, ReadOnlyLogAdmin, badge
 
 
 @admin.register(NotificationSettings)
-class NotificationSettingsAdmin(admin.ModelAdmin):
+class NotificationSettingsAdmin(AdminPages, admin.ModelAdmin):
     """The one settings record: no add, no delete; the list goes straight to it."""
 
     form = NotificationSettingsForm
@@ -40,12 +39,11 @@ class NotificationSettingsAdmin(admin.ModelAdmin):
         return False
 
     def changelist_view(self, request, extra_context=None):
-        NotificationSettings.load()
-        return redirect(reverse("admin:notifications_notificationsettings_change", args=[1]))
+        return redirect(self.object_url(NotificationSettings.load()))
 
 
 @admin.register(Notification)
-class NotificationAdmin(admin.ModelAdmin):
+class NotificationAdmin(ReadOnlyLogAdmin):
     # Short cells first, so status and time stay on screen beside the filters.
     list_display = ["created", "status_label", "subject", "type", "attempts", "recipient_list"]
     list_filter = ["status", "type", "event", "created_at"]
@@ -64,12 +62,6 @@ class NotificationAdmin(admin.ModelAdmin):
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("incident")
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
     def has_resend_permission(self, request):
         return request.user.has_perm("notifications.resend_notification")
 
@@ -87,6 +79,7 @@ class NotificationAdmin(admin.ModelAdmin):
 
     @admin.action(description="Re-send selected notifications", permissions=["resend"])
     def resend_selected(self, request, queryset):
-        count = sum(1 for notification in queryset if sending.resend(notification))
-        self.message_user(request, f"{count} notification(s) queued to be sent again.",
+        re_sent = [notification for notification in queryset if sending.resend(notification)]
+        self.log_changes(request, re_sent, "Re-sent notification.")
+        self.message_user(request, f"{len(re_sent)} notification(s) queued to be sent again.",
                           messages.SUCCESS)
