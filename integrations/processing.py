@@ -65,8 +65,10 @@ def process_event(event_id: int) -> str:
         alert = build_alert(event)
         with transaction.atomic():
             locked = (
+                # With the team: the Incidents email about an incident this opens names
+                # it, and reading it here saves a query per opened incident.
                 InboundEvent.objects.select_for_update(skip_locked=True, of=("self",))
-                .select_related("integration__service")
+                .select_related("integration__service__team")
                 .filter(pk=event_id, status=QUEUED)
                 .first()
             )
