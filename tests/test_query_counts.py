@@ -59,18 +59,27 @@ INGEST_WITH_KEY_QUERIES = 10
 #  14. the service's destinations   15. INSERT their pending deliveries (one statement)
 #  16. the notification settings (who gets Incidents emails)
 #  17. SAVEPOINT (recording the email)   18. an email already recorded for this happening
-#  19-21. SAVEPOINT, INSERT the email, RELEASE (get_or_create)
-#  22-24. RELEASE the three savepoints above
+#  19-21. SAVEPOINT, INSERT the email, RELEASE (get_or_create)   22. RELEASE (of 17.)
+#  23-24. RELEASE open_incident's and open_for_alert's savepoints
 #  25. link the alert to the incident (UPDATE)
 #  26. INSERT the "alert" timeline entry
 #  27. mark the event completed (UPDATE)
 #  28. RELEASE (commit of the routing transaction)
 #  after commit: 29. the pending deliveries to queue   30. the pending email to queue
 OPENING_QUERIES = 30
-# An alert for an entity whose incident is open: 1-7 as above, then
+# An alert for an entity whose incident is open: 1-7 as above (7. finds the incident,
+# with its service and team), then
 #  8. link the alert to the incident   9. INSERT the "alert" timeline entry
 #  10. mark the event completed   11. RELEASE
 JOINING_QUERIES = 11
+# A resolved alert for an open incident: 1-9 as when joining, then the resolve:
+#  10. SAVEPOINT (lifecycle's atomic block)   11. the conditional UPDATE of the status
+#  12. INSERT the "resolved" timeline entry
+#  13. the service's destinations   14. INSERT their pending deliveries
+#  15. the notification settings   16-21. record the email, as 17-22 when opening
+#  22. RELEASE   23. mark the event completed   24. RELEASE
+#  after commit: 25. the pending deliveries to queue   26. the pending email to queue
+RESOLVING_QUERIES = 26
 
 # Every admin page, signed in: 1. the session   2. the user
 #  3-4. the user's permissions (granted to the user, then through groups; cached for the
@@ -275,3 +284,21 @@ def test_incidents_api_list_costs_the_same_for_three_incidents_as_for_thirty(
     assert listed["count"] == MANY
     assert all(len(incident["tags"]) == 1 and incident["alert_count"] == 1
                for incident in listed["results"])
+
+
+
+def test_alert_that_resolves_an_open_incident_costs_twenty_six_queries(
+        routed_service, integration, handed_to_queue, django_assert_num_queries,
+        django_capture_on_commit_callbacks):
+    incident = lifecycle.open_incident(service=routed_service, title="DB down",
+                                       entity_id="db")
+    event = stored_event(integration, {"message": "DB is back", "alert_type": "resolved",
+                                       "entity_id": "db"})
+    with django_assert_num_queries(RESOLVING_QUERIES), \
+            django_capture_on_commit_callbacks(execute=True):
+        assert process_event(event.pk) == "completed"
+    incident.refresh_from_db()
+    assert incident.status == "resolved"
+    assert Alert.objects.get(inbound_event=event).incident == incident
+    assert [task for task, *_ in handed_to_queue] == [
+        "destinations.delivery.send_delivery", "notifications.sending.send_notification"]
