@@ -19,11 +19,14 @@ import pytest
 from django.contrib.auth.models import User
 from django.urls import reverse
 
+from destinations import queue as delivery_queue
 from destinations.models import Destination
 from incidents import lifecycle
 from incidents.models import EscalationPolicy, Incident, Tag
+from integrations import queue as inbound_queue
 from integrations.models import Alert, InboundEvent
 from integrations.processing import process_event
+from notifications import queue as notification_queue
 from notifications.models import NotificationSettings
 from tests.conftest import api_client_for, make_user
 from tests.ingest_helpers import post_event
@@ -136,7 +139,7 @@ def test_accepted_alert_costs_five_queries(client, integration, handed_to_queue,
         response = post_event(client, integration, {"message": "Disk full"})
     assert response.status_code == 200
     event = InboundEvent.objects.get(trace_id=response.json()["trace_id"])
-    assert handed_to_queue == [("integrations.processing.process_event", event.pk)]
+    assert handed_to_queue == [(inbound_queue.PROCESS_TASK, event.pk)]
 
 
 def test_accepted_alert_with_idempotency_key_costs_ten_queries(
@@ -148,7 +151,7 @@ def test_accepted_alert_with_idempotency_key_costs_ten_queries(
                               HTTP_IDEMPOTENCY_KEY="retry-1")
     assert response.status_code == 200
     event = InboundEvent.objects.get(trace_id=response.json()["trace_id"])
-    assert handed_to_queue == [("integrations.processing.process_event", event.pk)]
+    assert handed_to_queue == [(inbound_queue.PROCESS_TASK, event.pk)]
 
 
 @pytest.fixture
@@ -179,7 +182,7 @@ def test_alert_that_opens_an_incident_costs_thirty_queries(
     incident = Incident.objects.get(entity_id="db")
     assert Alert.objects.get(inbound_event=event).incident == incident
     assert [task for task, *_ in handed_to_queue] == [
-        "destinations.delivery.send_delivery", "notifications.sending.send_notification"]
+        delivery_queue.SEND_TASK, notification_queue.SEND_TASK]
 
 
 def test_alert_that_joins_an_open_incident_costs_eleven_queries(
@@ -301,4 +304,4 @@ def test_alert_that_resolves_an_open_incident_costs_twenty_six_queries(
     assert incident.status == "resolved"
     assert Alert.objects.get(inbound_event=event).incident == incident
     assert [task for task, *_ in handed_to_queue] == [
-        "destinations.delivery.send_delivery", "notifications.sending.send_notification"]
+        delivery_queue.SEND_TASK, notification_queue.SEND_TASK]
