@@ -65,8 +65,10 @@ def process_event(event_id: int) -> str:
         alert = build_alert(event)
         with transaction.atomic():
             locked = (
+                # With the team: the Incidents email about an incident this opens names
+                # it, and reading it here saves a query per opened incident.
                 InboundEvent.objects.select_for_update(skip_locked=True, of=("self",))
-                .select_related("integration__service")
+                .select_related("integration__service__team")
                 .filter(pk=event_id, status=QUEUED)
                 .first()
             )
@@ -261,8 +263,12 @@ def find_tags(raw) -> list:
 
 
 def find_open_incident(alert: Alert) -> Incident | None:
+    # With service and team, which an acknowledge or resolve records deliveries and an
+    # email for (two queries saved); locking the incident row only, not theirs, so alerts
+    # for other incidents of the service never wait on this one.
     return (
-        Incident.objects.select_for_update()
+        Incident.objects.select_for_update(of=("self",))
+        .select_related("service__team")
         .filter(service_id=alert.integration.service_id, entity_id=alert.entity_id)
         .exclude(status=Incident.Status.RESOLVED)
         .first()
