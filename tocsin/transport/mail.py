@@ -43,9 +43,11 @@ def send_mail(mail: EmailMessage) -> Result:
     """Send one message, returning what the mail server or provider answered; raise
     TransportError classified like an HTTP failure."""
     by_provider = isinstance(mail.get_connection(), AnymailBaseBackend)
-    if not by_provider and not any(name.lower() == "message-id" for name in mail.extra_headers):
+    message_id = next((value for name, value in mail.extra_headers.items()
+                       if name.lower() == "message-id"), "")
+    if not by_provider and not message_id:
         # A provider assigns its own id (and some refuse a Message-ID of ours).
-        mail.extra_headers["Message-ID"] = make_msgid(domain=DNS_NAME)
+        message_id = mail.extra_headers["Message-ID"] = make_msgid(domain=DNS_NAME)
     try:
         mail.send()
     except smtplib.SMTPRecipientsRefused as exc:
@@ -78,7 +80,7 @@ def send_mail(mail: EmailMessage) -> Result:
     count = len(mail.recipients())
     return Result(SMTP_ACCEPTED,
                   f"Accepted by the mail server for {count} recipient{plural(count)}",
-                  mail.extra_headers["Message-ID"])
+                  message_id)
 
 
 def provider_result(mail: EmailMessage) -> Result:
