@@ -6,7 +6,7 @@ Lifecycle of a delivery:
    one pending row per destination (a unique constraint drops repeats). After commit the
    rows are handed to the queue.
 2. ``send_delivery`` (a django-q2 task) claims the row with a conditional UPDATE that only
-   one worker can win, builds the kind's message and sends it through destinations.http.
+   one worker can win, builds the kind's message and sends it through tocsin.transport.http.
 3. The outcome is written back: sent; failed (permanent error, or attempts used up); or
    pending again with ``next_attempt_at`` set by exponential backoff (or a longer
    Retry-After) and a one-off schedule to try then. The minute sweeper re-queues anything
@@ -26,14 +26,15 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from destinations import http, queue
-from destinations.http import EXCERPT_CHARS, DeliveryError
-from destinations.kinds import kind_module
-from destinations.kinds.base import Message, Result
+from destinations import queue
+from destinations.kinds import kind_for
+from destinations.kinds.base import Message
 from destinations.models import Delivery, Destination
 from destinations.signals import destination_failing
 from incidents.models import Incident, TimelineEntry
 from tocsin import outbox
+from tocsin.transport import Result, TransportError, http
+from tocsin.transport.http import EXCERPT_CHARS
 
 logger = logging.getLogger(__name__)
 
@@ -83,14 +84,14 @@ def send_delivery(delivery_id: int) -> str:
     note = after_failures_note(delivery)
     try:
         with http.one_send():
-            result = kind_module(delivery.destination.kind).send(build_message(delivery))
-    except DeliveryError as exc:
+            result = kind_for(delivery.destination.kind).send(build_message(delivery))
+    except TransportError as exc:
         return record_failure(delivery, exc, note)
     except Exception as exc:
         # A bug, not the remote side: keep the cause; a person can re-send after a fix.
         logger.exception("Delivery %s raised unexpectedly", delivery_id)
         return record_failure(
-            delivery, DeliveryError(f"{exc.__class__.__name__}: {exc}", permanent=True), note
+            delivery, TransportError(f"{exc.__class__.__name__}: {exc}", permanent=True), note
         )
     return record_success(delivery, result, note)
 
@@ -142,7 +143,7 @@ def incident_url(incident_id: int) -> str:
 
 def build_message(delivery: Delivery) -> Message:
     # Defaults fill keys a config saved before they existed (or written by hand) lacks.
-    fields = kind_module(delivery.destination.kind).FIELDS
+    fields = kind_for(delivery.destination.kind).FIELDS
     config = {**{f.name: f.default for f in fields if f.default is not None},
               **delivery.destination.config}
     incident = delivery.incident
@@ -195,7 +196,7 @@ def record_success(delivery: Delivery, result: Result, note: str = "") -> str:
     return "sent"
 
 
-def record_failure(delivery: Delivery, error: DeliveryError, note: str = "") -> str:
+def record_failure(delivery: Delivery, error: TransportError, note: str = "") -> str:
     due = outbox.retry_or_fail(
         Delivery, delivery, error, queue.schedule_retry, note=note,
         response_status=error.status, response_body=error.body[:EXCERPT_CHARS],

@@ -3,7 +3,7 @@
 from django import forms
 from django.core.exceptions import ValidationError
 
-from destinations.kinds import kind_module
+from destinations.kinds import kind_for
 from destinations.kinds.base import BOOL, CHOICE, EMAILS, URL, Field, clean_config
 from destinations.models import Destination
 
@@ -51,7 +51,7 @@ class DestinationForm(forms.ModelForm):
 
     @classmethod
     def specs(cls) -> list[Field]:
-        return kind_module(cls.kind).FIELDS
+        return kind_for(cls.kind).FIELDS
 
     def clean(self):
         cleaned = super().clean()
@@ -69,6 +69,6 @@ class DestinationForm(forms.ModelForm):
 
 def form_for_kind(kind: str, current: dict) -> type[DestinationForm]:
     declared = {
-        PREFIX + spec.name: form_field(spec, current) for spec in kind_module(kind).FIELDS
+        PREFIX + spec.name: form_field(spec, current) for spec in kind_for(kind).FIELDS
     }
     return type(f"{kind.title()}DestinationForm", (DestinationForm,), {"kind": kind, **declared})

@@ -10,11 +10,11 @@ import logging
 from django.core.mail import EmailMultiAlternatives
 from django.utils import timezone
 
-from destinations.http import DeliveryError
-from destinations.kinds.email import send_mail
 from notifications import queue
 from notifications.models import Notification
 from tocsin import outbox
+from tocsin.transport import TransportError
+from tocsin.transport.mail import send_mail
 
 logger = logging.getLogger(__name__)
 
@@ -39,14 +39,14 @@ def send_notification(notification_id: int) -> str:
     notification = Notification.objects.get(pk=notification_id)
     try:
         send_mail(build(notification))
-    except DeliveryError as exc:
+    except TransportError as exc:
         return record_failure(notification, exc)
     except Exception as exc:
         # A bug or an unexpected backend error: record it (never leave the row claimed
         # and pending with no error), a person can re-send after a fix.
         logger.exception("Notification %s raised unexpectedly", notification_id)
         return record_failure(
-            notification, DeliveryError(f"{exc.__class__.__name__}: {exc}", permanent=True))
+            notification, TransportError(f"{exc.__class__.__name__}: {exc}", permanent=True))
     Notification.objects.filter(pk=notification_id).update(
         status=Status.SENT, sent_at=timezone.now(), claimed_until=None, error="",
         next_attempt_at=None,
@@ -54,7 +54,7 @@ def send_notification(notification_id: int) -> str:
     return "sent"
 
 
-def record_failure(notification: Notification, error: DeliveryError) -> str:
+def record_failure(notification: Notification, error: TransportError) -> str:
     due = outbox.retry_or_fail(Notification, notification, error, queue.schedule_retry)
     return "failed" if due is None else f"retry at {due.isoformat()}"
 

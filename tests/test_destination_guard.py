@@ -11,12 +11,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from django.utils import timezone
 
-from destinations import http
-from destinations.http import BlockedAddress, DeliveryError
 from destinations.models import Delivery
 from incidents import lifecycle
 from tests.delivery_helpers import make_destination
 from tests.sinks import HTTPSink, Reply
+from tocsin.transport import TransportError, http
+from tocsin.transport.http import BlockedAddress
 
 REAL_GETADDRINFO = socket.getaddrinfo
 
@@ -130,7 +130,7 @@ def test_the_guard_connects_to_the_address_it_vetted_not_a_second_lookup(
 
     monkeypatch.setattr(http.socket, "create_connection", create_connection)
     port = sink.url.rsplit(":", 1)[1]
-    with pytest.raises(DeliveryError, match="refused 192.0.2.1"):
+    with pytest.raises(TransportError, match="refused 192.0.2.1"):
         http.request("GET", f"http://rebind.example:{port}/")
     assert seen == ["192.0.2.1"]
     assert sink.requests == []
@@ -210,7 +210,7 @@ def test_the_redirect_rig_does_follow_a_redirect_to_a_public_host(guard_on, sink
     target = RedirectingServer("/again")
     first_hop = RedirectingServer(f"http://public.example:{target.port}/landing", status=307)
     try:
-        with pytest.raises(DeliveryError, match="More than 3 redirects"):
+        with pytest.raises(TransportError, match="More than 3 redirects"):
             http.request("GET", f"http://public.example:{first_hop.port}/hook")
     finally:
         first_hop.close()
@@ -270,7 +270,7 @@ def test_a_2xx_answer_is_returned(reachable, sink):
 @pytest.mark.parametrize("status", [500, 502, 503, 504])
 def test_a_5xx_is_retryable(reachable, sink, status):
     sink.reply(Reply(status, {"error": "down"}))
-    with pytest.raises(DeliveryError) as caught:
+    with pytest.raises(TransportError) as caught:
         http.request("POST", f"{sink.url}/x", json_body={})
     error = caught.value
     assert (error.permanent, error.status, error.retry_after) == (False, status, None)
@@ -278,7 +278,7 @@ def test_a_5xx_is_retryable(reachable, sink, status):
 
 def test_a_429_is_retryable_after_the_seconds_retry_after_gives(reachable, sink):
     sink.reply(Reply(429, {"error": "slow down"}, {"Retry-After": "30"}))
-    with pytest.raises(DeliveryError) as caught:
+    with pytest.raises(TransportError) as caught:
         http.request("POST", f"{sink.url}/x", json_body={})
     assert (caught.value.permanent, caught.value.status) == (False, 429)
     assert caught.value.retry_after == 30
@@ -287,7 +287,7 @@ def test_a_429_is_retryable_after_the_seconds_retry_after_gives(reachable, sink)
 def test_a_retry_after_given_as_an_http_date_is_honoured(reachable, sink):
     when = timezone.now() + timedelta(seconds=120)
     sink.reply(Reply(503, {}, {"Retry-After": format_datetime(when, usegmt=True)}))
-    with pytest.raises(DeliveryError) as caught:
+    with pytest.raises(TransportError) as caught:
         http.request("GET", f"{sink.url}/x")
     assert caught.value.permanent is False
     assert 110 <= caught.value.retry_after <= 121
@@ -298,7 +298,7 @@ def test_a_retry_after_in_the_past_or_unreadable_does_not_delay(reachable, sink)
                Reply(429, {}, {"Retry-After": "soon"}))
     retry_afters = []
     for _ in range(2):
-        with pytest.raises(DeliveryError) as caught:
+        with pytest.raises(TransportError) as caught:
             http.request("GET", f"{sink.url}/x")
         retry_afters.append(caught.value.retry_after)
     assert retry_afters == [0.0, None]
@@ -307,7 +307,7 @@ def test_a_retry_after_in_the_past_or_unreadable_does_not_delay(reachable, sink)
 @pytest.mark.parametrize("status", [400, 401, 403, 404, 410, 422])
 def test_other_4xx_are_permanent_with_the_body_excerpt_kept(reachable, sink, status):
     sink.reply(Reply(status, {"error": "no such hook", "pad": "x" * 5000}))
-    with pytest.raises(DeliveryError) as caught:
+    with pytest.raises(TransportError) as caught:
         http.request("POST", f"{sink.url}/x", json_body={})
     error = caught.value
     assert (error.permanent, error.status) == (True, status)
@@ -327,7 +327,7 @@ def test_connection_refused_is_retryable(reachable):
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     # Bound and closed again: nothing listens there now.
-    with pytest.raises(DeliveryError) as caught:
+    with pytest.raises(TransportError) as caught:
         http.request("POST", f"http://127.0.0.1:{port}/x", json_body={})
     assert caught.value.permanent is False
     assert "ConnectionRefused" in str(caught.value)
@@ -338,7 +338,7 @@ def test_a_name_that_does_not_resolve_is_retryable(reachable, monkeypatch):
         raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
 
     monkeypatch.setattr(http.socket, "getaddrinfo", getaddrinfo)
-    with pytest.raises(DeliveryError, match="Cannot resolve nowhere.example") as caught:
+    with pytest.raises(TransportError, match="Cannot resolve nowhere.example") as caught:
         http.request("GET", "http://nowhere.example/")
     assert caught.value.permanent is False
 
@@ -346,7 +346,7 @@ def test_a_name_that_does_not_resolve_is_retryable(reachable, monkeypatch):
 def test_a_server_slower_than_the_timeout_is_retryable(reachable, settings, silent_port):
     settings.TOCSIN_DELIVERY_TIMEOUT_SECONDS = 1
     started = time.monotonic()
-    with pytest.raises(DeliveryError) as caught:
+    with pytest.raises(TransportError) as caught:
         http.request("POST", f"http://127.0.0.1:{silent_port}/x", json_body={})
     assert caught.value.permanent is False
     assert "timed out" in str(caught.value) or "Timeout" in str(caught.value)
@@ -362,14 +362,14 @@ def test_three_redirects_are_followed(reachable, sink):
 
 def test_more_than_three_redirects_are_permanent(reachable, sink):
     sink.default = Reply(302, {}, {"Location": "/again"})
-    with pytest.raises(DeliveryError, match="More than 3 redirects") as caught:
+    with pytest.raises(TransportError, match="More than 3 redirects") as caught:
         http.request("GET", f"{sink.url}/start")
     assert caught.value.permanent is True
     assert len(sink.requests) == 4
 
 
 def test_a_url_that_is_not_http_is_permanent(reachable):
-    with pytest.raises(DeliveryError, match="Not an http") as caught:
+    with pytest.raises(TransportError, match="Not an http") as caught:
         http.request("GET", "file:///etc/passwd")
     assert caught.value.permanent is True
 
@@ -403,7 +403,7 @@ def test_a_body_is_never_re_sent_to_another_origin(reachable, sink):
     try:
         other = elsewhere.url.replace("127.0.0.1", "localhost")
         sink.reply(Reply(307, {}, {"Location": f"{other}/landing"}))
-        with pytest.raises(DeliveryError, match="redirect to another host") as caught:
+        with pytest.raises(TransportError, match="redirect to another host") as caught:
             http.request("POST", f"{sink.url}/hook", json_body={"routing_key": "secret"})
     finally:
         elsewhere.close()

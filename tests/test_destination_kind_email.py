@@ -3,6 +3,7 @@ SMTP refusals are classified (RFC 5321: 5yz permanent, 4yz transient)."""
 
 import pytest
 from django.contrib.auth.models import User
+from django.core import mail
 
 from destinations.kinds import KINDS
 from destinations.kinds.base import clean_config
@@ -164,3 +165,50 @@ def test_an_unreachable_mail_server_is_retried(service, settings, deliver_inline
     assert (pending.status, pending.attempts) == ("pending", 1)
     assert "Mail server unreachable" in pending.error
     assert len(deliver_inline) == 1
+
+
+def test_a_delivery_sent_over_smtp_records_the_accepted_reply_and_the_message_id(
+    service, smtp_sink, deliver_inline
+):
+    email_destination(service, recipients="oncall@example.com, sre@example.com")
+    open_disk_full(service)
+
+    sent = Delivery.objects.get()
+    received = smtp_sink.messages[0]["message"]
+    assert sent.status == "sent"
+    assert sent.response_status == 250
+    assert sent.response_body == "Accepted by the mail server for 2 recipients"
+    assert sent.remote_id == received["Message-ID"]
+    assert sent.remote_id.startswith("<") and sent.remote_id.endswith(">")
+
+
+def test_every_attempt_is_a_new_mail_with_its_own_message_id(service, smtp_sink, deliver_inline):
+    target = email_destination(service, recipients="oncall@example.com")
+    incident = open_disk_full(service)
+    lifecycle.acknowledge(incident, actor=User.objects.create_user("rita"))
+
+    ids = [m["message"]["Message-ID"] for m in smtp_sink.messages]
+    assert len(set(ids)) == 2
+    assert set(Delivery.objects.filter(destination=target).values_list(
+        "remote_id", flat=True)) == set(ids)
+
+
+def test_a_delivery_sent_through_an_anymail_provider_records_its_message_id_and_status(
+    service, settings, deliver_inline
+):
+    # anymail's test backend answers like a provider: a message id and "sent" per recipient,
+    # and no HTTP response.
+    settings.EMAIL_BACKEND = "anymail.backends.test.EmailBackend"
+    email_destination(service, recipients="oncall@example.com")
+    open_disk_full(service)
+
+    sent = Delivery.objects.get()
+    assert sent.status == "sent"
+    assert sent.response_status is None
+    assert sent.response_body == (
+        "Accepted by the mail provider for 1 of 1 recipient (status: sent)")
+    assert sent.remote_id == "0"  # the test backend's id: the mail's place in its outbox
+    provider_mail = mail.outbox[0]
+    assert provider_mail.anymail_status.message_id == 0
+    # A provider sets its own Message-ID; Tocsin adds none.
+    assert "Message-ID" not in provider_mail.extra_headers

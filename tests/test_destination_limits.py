@@ -11,12 +11,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from destinations import delivery, http
-from destinations.http import DeliveryError
+from destinations import delivery
 from destinations.models import Delivery
 from incidents import lifecycle
 from tests.delivery_helpers import make_destination
 from tests.sinks import HTTPSink, Reply
+from tocsin.transport import TransportError, http
 
 REAL_GETADDRINFO = socket.getaddrinfo
 
@@ -87,7 +87,7 @@ def test_a_server_dripping_one_byte_a_second_is_cut_off_at_the_deadline(
     settings.TOCSIN_DELIVERY_TIMEOUT_SECONDS = 10  # each byte comes well within this
     settings.TOCSIN_DELIVERY_DEADLINE_SECONDS = 2
     started = time.monotonic()
-    with pytest.raises(DeliveryError) as caught:
+    with pytest.raises(TransportError) as caught:
         http.request("POST", f"{drip.url}/hook", json_body={"a": 1})
     elapsed = time.monotonic() - started
     assert caught.value.permanent is False
@@ -119,7 +119,7 @@ def test_a_slow_dns_answer_counts_towards_the_deadline(reachable, settings, sink
     monkeypatch.setattr(http.socket, "getaddrinfo", slow_getaddrinfo)
     started = time.monotonic()
     try:
-        with pytest.raises(DeliveryError, match="delivery deadline of 2 s") as caught:
+        with pytest.raises(TransportError, match="delivery deadline of 2 s") as caught:
             http.request("POST", f"http://hooks.example:{sink.url.rsplit(':', 1)[1]}/x",
                          json_body={})
     finally:
@@ -171,7 +171,7 @@ def test_an_answer_of_exactly_64_kb_is_read_whole(reachable, sink):
 def test_a_cut_answer_a_kind_must_parse_is_a_clear_permanent_error(reachable, sink):
     sink.reply(Reply(201, b'{"result": "' + b"x" * (1024 * 1024) + b'"}'))
     response = http.request("POST", f"{sink.url}/x", json_body={})
-    with pytest.raises(DeliveryError) as caught:
+    with pytest.raises(TransportError) as caught:
         response.json()
     assert str(caught.value) == ("The answer from 127.0.0.1 (HTTP 201) is larger than 64 KB, "
                                  "so Tocsin cannot read it; check the destination's URL")
@@ -180,7 +180,7 @@ def test_a_cut_answer_a_kind_must_parse_is_a_clear_permanent_error(reachable, si
 
 def test_a_huge_error_answer_still_fails_with_its_start_kept(reachable, sink):
     sink.reply(Reply(503, b"down " * 100_000))
-    with pytest.raises(DeliveryError) as caught:
+    with pytest.raises(TransportError) as caught:
         http.request("POST", f"{sink.url}/x", json_body={})
     assert (caught.value.permanent, caught.value.status) == (False, 503)
     assert caught.value.body == ("down " * 400)[:2000]
@@ -243,7 +243,7 @@ def test_retry_after_values(reachable, header, seconds):
 
 def test_a_503_with_a_minus_0000_retry_after_stays_retryable(reachable, sink):
     sink.reply(Reply(503, {}, {"Retry-After": DATE_FORMS["-0000"](in_two_minutes())}))
-    with pytest.raises(DeliveryError) as caught:
+    with pytest.raises(TransportError) as caught:
         http.request("POST", f"{sink.url}/x", json_body={})
     assert (caught.value.permanent, caught.value.status) == (False, 503)
     assert 110 <= caught.value.retry_after <= 121
@@ -267,7 +267,7 @@ def test_a_tls_handshake_that_never_ends_is_cut_off_at_the_deadline(
 ):
     settings.TOCSIN_DELIVERY_DEADLINE_SECONDS = 2
     started = time.monotonic()
-    with pytest.raises(DeliveryError, match="delivery deadline of 2 s") as caught:
+    with pytest.raises(TransportError, match="delivery deadline of 2 s") as caught:
         http.request("POST", f"https://127.0.0.1:{silent_port}/hook", json_body={})
     assert caught.value.permanent is False
     assert 1.5 < time.monotonic() - started < 5

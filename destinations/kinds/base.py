@@ -1,8 +1,11 @@
-"""What every destination kind shares: its config schema and the message it is given.
+"""What every destination kind shares: its config schema, the message it is given, and the
+``Kind`` base class each kind derives from.
 
-A kind is a module with ``FIELDS`` (its config keys) and ``send(message) -> Result``.
-``send`` builds the remote API's request, calls ``destinations.http`` and maps the answer;
-anything that goes wrong is raised as ``DeliveryError`` saying whether it is permanent.
+A kind is one small class: ``FIELDS`` (its config keys), ``build(message)`` (the remote
+API's payload), and ``send(message) -> Result``, which by default POSTs that payload as
+JSON to ``url(message)`` through ``tocsin.transport.http`` and maps the answer with
+``result(response)``. A kind overrides only what differs from that. Anything that goes wrong
+is raised as ``TransportError`` saying whether it is permanent.
 """
 
 import re
@@ -12,7 +15,7 @@ from datetime import datetime
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator, validate_email
 
-from tocsin.transport import Result  # noqa: F401  (kinds import it from here)
+from tocsin.transport import Result, http
 
 TEXT, URL, SECRET, EMAILS, CHOICE, BOOL = "text", "url", "secret", "emails", "choice", "bool"
 # A URL that is itself a credential (a Slack incoming webhook, a Zenduty integration URL):
@@ -104,6 +107,42 @@ class Message:
             "drill": self.drill, "labels": self.labels, "tags": self.tags, "url": self.url,
             "created_at": self.created_at.isoformat() if self.created_at else None,
         }
+
+
+class Kind:
+    """One destination kind: how a message becomes a request to the remote API, and how the
+    answer becomes a Result."""
+
+    # The config keys a destination of this kind has (forms, the API and the admin use it).
+    FIELDS: list[Field] = []
+
+    def remote_key(self, message: Message) -> str:
+        """The key the remote side ties trigger, acknowledge and resolve of one incident
+        together by (PagerDuty's dedup key, an Opsgenie alias…). A test gets a key of its
+        own, per delivery, so it can never acknowledge or resolve a real incident."""
+        return f"tocsin-test-{message.delivery_id}" if message.is_test else message.dedup_key
+
+    def build(self, message: Message):
+        """The payload the remote API is sent for this message."""
+        raise NotImplementedError
+
+    def url(self, message: Message) -> str:
+        """Where the payload is posted."""
+        raise NotImplementedError
+
+    def headers(self, message: Message) -> dict:
+        """Extra request headers, credentials above all."""
+        return {}
+
+    def send(self, message: Message) -> Result:
+        response = http.request("POST", self.url(message), json_body=self.build(message),
+                                headers=self.headers(message))
+        return self.result(response)
+
+    def result(self, response: http.Response) -> Result:
+        """What is recorded of a successful answer; kinds whose API returns an id for what
+        was sent keep it as ``remote_id``."""
+        return Result(response.status, response.text)
 
 
 PLACEHOLDER = re.compile(r"\{(\w+)\}")

@@ -2,14 +2,8 @@
 
 from urllib.parse import quote
 
-from destinations import http
-from destinations.kinds.base import SECRET, URL, Field, Message, Result
-
-FIELDS = [
-    Field("api_token", SECRET, help="A ChatWork API token of the posting account."),
-    Field("room_id", help="The room's numeric id (from its URL, after #!rid)."),
-    Field("api_url", URL, required=False, default="https://api.chatwork.com"),
-]
+from destinations.kinds.base import SECRET, URL, Field, Kind, Message
+from tocsin.transport import Result, http
 
 
 def plain(text: str) -> str:
@@ -18,21 +12,35 @@ def plain(text: str) -> str:
     return str(text).replace("[", "\uff3b").replace("]", "\uff3d")
 
 
-def text(message: Message) -> str:
-    lines = [f"[info][title]{message.headline_escaped(plain)}[/title]"]
-    if message.summary:
-        lines.append(plain(message.summary[:2000]))
-    by = f" / by {plain(message.actor)}" if message.actor else ""
-    lines.append(f"Urgency: {message.urgency}{by}")
-    lines.append(message.url + "[/info]")
-    return "\n".join(lines)
+class ChatWork(Kind):
+    FIELDS = [
+        Field("api_token", SECRET, help="A ChatWork API token of the posting account."),
+        Field("room_id", help="The room's numeric id (from its URL, after #!rid)."),
+        Field("api_url", URL, required=False, default="https://api.chatwork.com"),
+    ]
 
+    def build(self, message: Message) -> dict:
+        lines = [f"[info][title]{message.headline_escaped(plain)}[/title]"]
+        if message.summary:
+            lines.append(plain(message.summary[:2000]))
+        by = f" / by {plain(message.actor)}" if message.actor else ""
+        lines.append(f"Urgency: {message.urgency}{by}")
+        lines.append(message.url + "[/info]")
+        return {"body": "\n".join(lines)}
 
-def send(message: Message) -> Result:
-    config = message.config
-    response = http.request(
-        "POST", f"{config['api_url']}/v2/rooms/{quote(config['room_id'], safe='')}/messages",
-        form={"body": text(message)}, headers={"X-ChatWorkToken": config["api_token"]},
-    )
-    return Result(response.status, response.text,
-                  str((response.json() or {}).get("message_id", "")))
+    def url(self, message: Message) -> str:
+        room = quote(message.config["room_id"], safe="")
+        return f"{message.config['api_url']}/v2/rooms/{room}/messages"
+
+    def headers(self, message: Message) -> dict:
+        return {"X-ChatWorkToken": message.config["api_token"]}
+
+    def send(self, message: Message) -> Result:
+        # ChatWork takes a form, not JSON.
+        response = http.request("POST", self.url(message), form=self.build(message),
+                                headers=self.headers(message))
+        return self.result(response)
+
+    def result(self, response: http.Response) -> Result:
+        return Result(response.status, response.text,
+                      str((response.json() or {}).get("message_id", "")))

@@ -11,15 +11,8 @@ a zero-width space after each '@' and inside '://' and 'www.' keeps @channel, @a
 
 import re
 
-from destinations import http
 from destinations.kinds import slack
-from destinations.kinds.base import SECRET_URL, Field, Message, Result
-
-FIELDS = [
-    Field("webhook_url", SECRET_URL, help="The incoming webhook URL (https://<server>/hooks/<id>)."),
-    Field("channel", required=False, help="Channel name to post in instead of the default."),
-    Field("username", required=False, help="Overrides the webhook's display name."),
-]
+from destinations.kinds.base import SECRET_URL, Field, Message
 
 # Links and images ([x](url), ![x](url)), emphasis, code, strike-through and channel links
 # (~town-square), tables and headings.
@@ -35,14 +28,21 @@ def escape(text: str) -> str:
     return WWW.sub(r"\1" + ZWSP + ".", text)
 
 
-def build(message: Message) -> dict:
-    payload = slack.build(message, escape=escape)
-    payload["text"] = f"**{message.headline_escaped(escape)}** [Open incident]({message.url})"
-    if message.config.get("channel"):
-        payload["channel"] = message.config["channel"]
-    return payload
+class Mattermost(slack.Slack):
+    FIELDS = [
+        Field("webhook_url", SECRET_URL,
+              help="The incoming webhook URL (https://<server>/hooks/<id>)."),
+        Field("channel", required=False, help="Channel name to post in instead of the default."),
+        Field("username", required=False, help="Overrides the webhook's display name."),
+    ]
 
+    def escape(self, text: str) -> str:
+        return escape(text)
 
-def send(message: Message) -> Result:
-    response = http.request("POST", message.config["webhook_url"], json_body=build(message))
-    return Result(response.status, response.text)
+    def build(self, message: Message) -> dict:
+        payload = super().build(message)
+        payload["text"] = (f"**{message.headline_escaped(self.escape)}** "
+                           f"[Open incident]({message.url})")
+        if message.config.get("channel"):
+            payload["channel"] = message.config["channel"]
+        return payload

@@ -15,65 +15,74 @@ created the record, and a plain retry would create a second one. So:
    attempt (or the next event) looks up before creating again.
 """
 
-from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
-from destinations.http import DeliveryError, Response
-from destinations.kinds.base import Message, Result
+from destinations.kinds.base import Kind, Message
 from destinations.models import Delivery, RemoteRecord
+from tocsin.transport import Result, TransportError
+from tocsin.transport.http import Response
 
 CREATE_EVENTS = ("triggered", "test")
 
 
-@dataclass
-class Remote:
-    """How one kind talks to its API: ``find()`` returns the id of the record with this
-    correlation id (or ""), ``create()`` returns the answer and the new id, ``update(id)``
-    the answer to changing that record for this event."""
+class CreateOnce(Kind):
+    """A kind whose remote side keeps a record per incident. It says how to talk to its
+    API; ``send`` applies the rules above, with ``remote_key`` as the correlation id."""
 
-    find: Callable[[], str]
-    create: Callable[[], tuple[Response, str]]
-    update: Callable[[str], Response]
+    def find(self, message: Message) -> str:
+        """The id of the record with this message's correlation id, or ""."""
+        raise NotImplementedError
+
+    def create(self, message: Message) -> tuple[Response, str]:
+        """Create the record (``build``); the answer and the new id."""
+        raise NotImplementedError
+
+    def update(self, message: Message, remote_id: str) -> Response:
+        """The answer to changing that record for this event."""
+        raise NotImplementedError
+
+    def send(self, message: Message) -> Result:
+        return send_once(message, self.remote_key(message), self)
 
 
 def claim_seconds() -> float:
-    # All requests of a send (lookup, create) share one deadline (destinations.http.one_send),
-    # started before the claim is taken; the margin covers the database writes around them.
-    # After that the send has certainly ended, crashed or not.
+    # All requests of a send (lookup, create) share one deadline
+    # (tocsin.transport.http.one_send), started before the claim is taken; the margin covers
+    # the database writes around them. After that the send has certainly ended, crashed or
+    # not.
     return settings.TOCSIN_DELIVERY_DEADLINE_SECONDS + 30
 
 
-def send_once(message: Message, key: str, remote: Remote) -> Result:
+def send_once(message: Message, key: str, kind: CreateOnce) -> Result:
     record, fresh = record_for(message, key)
     if record.remote_id:
-        result = update_kept(message, record, remote)
+        result = update_kept(message, record, kind)
         if result is not None:
             return result
     elif not fresh and not take(record):
         record.refresh_from_db()
         if not record.remote_id:
             wait = ((record.creating_until or timezone.now()) - timezone.now()).total_seconds()
-            raise DeliveryError(
+            raise TransportError(
                 "Another delivery for this incident is creating its record; trying again "
                 "once that is over", permanent=False, retry_after=max(1.0, wait))
-        result = update_kept(message, record, remote)
+        result = update_kept(message, record, kind)
         if result is not None:
             return result
     # This send holds the claim from here on.
     try:
         # A fresh row means no create was tried before, so a trigger need not look.
-        remote_id = "" if fresh and message.event in CREATE_EVENTS else remote.find()
+        remote_id = "" if fresh and message.event in CREATE_EVENTS else kind.find(message)
         if remote_id and message.event in CREATE_EVENTS:
             response = None
         elif remote_id:
-            response = remote.update(remote_id)
+            response = kind.update(message, remote_id)
         else:
-            response, remote_id = remote.create()
+            response, remote_id = kind.create(message)
     except BaseException:
         release(record)
         raise
@@ -88,7 +97,7 @@ def send_once(message: Message, key: str, remote: Remote) -> Result:
     return Result(response.status, response.text, remote_id)
 
 
-def update_kept(message: Message, record: RemoteRecord, remote: Remote) -> Result | None:
+def update_kept(message: Message, record: RemoteRecord, kind: CreateOnce) -> Result | None:
     """Send the event to the record whose id was kept; None when that record is gone (a
     404: deleted on the remote side), after which it is looked up and created like a new
     one, as when the trigger never got through."""
@@ -96,16 +105,16 @@ def update_kept(message: Message, record: RemoteRecord, remote: Remote) -> Resul
         return Result(None, f"Record {record.remote_id} was already created by an earlier "
                             "event; nothing to send", record.remote_id)
     try:
-        response = remote.update(record.remote_id)
-    except DeliveryError as exc:
+        response = kind.update(message, record.remote_id)
+    except TransportError as exc:
         if exc.status != 404:
             raise
         # Only the send that still sees the old id forgets it, and then holds the claim.
         if not RemoteRecord.objects.filter(pk=record.pk, remote_id=record.remote_id).update(
                 remote_id="", creating_until=timezone.now() + timedelta(
                     seconds=claim_seconds()), updated_at=timezone.now()):
-            raise DeliveryError("The record changed while this send ran; trying again",
-                                permanent=False) from exc
+            raise TransportError("The record changed while this send ran; trying again",
+                                 permanent=False) from exc
         record.remote_id = ""
         return None
     return Result(response.status, response.text, record.remote_id)

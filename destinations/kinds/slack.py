@@ -4,13 +4,7 @@ Incoming webhooks cannot edit a message they posted, so acknowledge and resolve 
 messages in the same channel, each with the same incident link.
 """
 
-from destinations import http
-from destinations.kinds.base import SECRET_URL, Field, Message, Result
-
-FIELDS = [
-    Field("webhook_url", SECRET_URL, help="The channel's incoming webhook URL."),
-    Field("username", required=False, help="Overrides the webhook's display name."),
-]
+from destinations.kinds.base import SECRET_URL, Field, Kind, Message
 
 COLORS = {"triggered": "#d92d20", "acknowledged": "#f79009", "resolved": "#12b76a",
           "test": "#667085"}
@@ -32,28 +26,35 @@ def facts(message: Message) -> list[tuple[str, str]]:
     return rows
 
 
-def build(message: Message, escape=escape) -> dict:
-    """The payload, with every text a sender controls passed through ``escape`` (the
-    Mattermost kind reuses this with its own)."""
-    headline = message.headline_escaped(escape)
-    payload = {
-        "text": f"{headline} <{message.url}|Open incident>",
-        "attachments": [{
-            "color": COLORS[message.event],
-            "title": headline,
-            "title_link": message.url,
-            "text": escape(message.summary[:1500]),
-            "fields": [{"title": k, "value": escape(v), "short": True}
-                       for k, v in facts(message)],
-            "footer": "Tocsin",
-            "ts": int(message.occurred_at.timestamp()),
-        }],
-    }
-    if message.config.get("username"):
-        payload["username"] = message.config["username"]
-    return payload
+class Slack(Kind):
+    FIELDS = [
+        Field("webhook_url", SECRET_URL, help="The channel's incoming webhook URL."),
+        Field("username", required=False, help="Overrides the webhook's display name."),
+    ]
 
+    def escape(self, text: str) -> str:
+        """Every text a sender controls passes through this (Mattermost, which takes the
+        same payload, escapes more)."""
+        return escape(text)
 
-def send(message: Message) -> Result:
-    response = http.request("POST", message.config["webhook_url"], json_body=build(message))
-    return Result(response.status, response.text)
+    def build(self, message: Message) -> dict:
+        headline = message.headline_escaped(self.escape)
+        payload = {
+            "text": f"{headline} <{message.url}|Open incident>",
+            "attachments": [{
+                "color": COLORS[message.event],
+                "title": headline,
+                "title_link": message.url,
+                "text": self.escape(message.summary[:1500]),
+                "fields": [{"title": k, "value": self.escape(v), "short": True}
+                           for k, v in facts(message)],
+                "footer": "Tocsin",
+                "ts": int(message.occurred_at.timestamp()),
+            }],
+        }
+        if message.config.get("username"):
+            payload["username"] = message.config["username"]
+        return payload
+
+    def url(self, message: Message) -> str:
+        return message.config["webhook_url"]

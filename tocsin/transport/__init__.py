@@ -4,6 +4,12 @@ A send (an HTTP request to a destination, an email, later an SMS or a call) eith
 a ``Result`` or raises ``TransportError``, which says whether trying again can help. The
 outbox (tocsin.outbox) turns that into "sent", "retry later" or "failed"; nothing else
 about the send needs to be known by whoever recorded the work.
+
+The senders live beside this: ``tocsin.transport.http`` (the one HTTP client, with its
+deadline, private-address guard and status rules) and ``tocsin.transport.mail`` (one email
+through Django's mail framework). A new channel (SMS or a voice call through a provider's
+REST API, an ntfy server) builds its request, sends it through ``http`` and maps the answer
+to a Result, as the destination kinds do (destinations/kinds/base.py).
 """
 
 from dataclasses import dataclass

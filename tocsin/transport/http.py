@@ -1,9 +1,10 @@
-"""The one HTTP client every destination kind sends through.
+"""The one HTTP client every outgoing request goes through: destination kinds today, and
+any later sender (an SMS or voice provider's REST API, an ntfy server) alike.
 
-It owns what must be the same for all kinds: the timeouts and the deadline, the
+It owns what must be the same for all of them: the timeouts and the deadline, the
 private-address guard, the redirect rules, the response-size cap, and how a response becomes
-success, a retryable error or a permanent one. Kinds build a request and read the response;
-they never open sockets themselves.
+success, a retryable error or a permanent one (TransportError). Callers build a request and
+read the response; they never open sockets themselves.
 
 One deadline (TOCSIN_DELIVERY_DEADLINE_SECONDS) covers a whole send: DNS lookup, connect,
 request and the full response of every redirect hop, and of every request one delivery
@@ -56,11 +57,9 @@ TEST_SEND_DEADLINE_SECONDS = 10
 deadline_override: ContextVar[float | None] = ContextVar("deadline_override", default=None)
 
 
-# The name kinds and the delivery code know; the class lives in tocsin.transport.
-DeliveryError = TransportError
+class BlockedAddress(TransportError):
+    """The destination's host resolves to an address the guard refuses; never retried."""
 
-
-class BlockedAddress(DeliveryError):
     def __init__(self, message: str):
         super().__init__(message, permanent=True)
 
@@ -82,7 +81,7 @@ class Response:
         """The body as JSON, None when it is not JSON. A cut body cannot be parsed, and
         guessing would be worse than saying so."""
         if self.truncated:
-            raise DeliveryError(
+            raise TransportError(
                 f"The answer from {self.host or 'the destination'} (HTTP {self.status}) is "
                 f"larger than {MAX_RESPONSE_BYTES // 1024} KB, so Tocsin cannot read it; "
                 "check the destination's URL", permanent=True, status=self.status,
@@ -109,8 +108,8 @@ class Deadline:
     def passed(self) -> bool:
         return time.monotonic() >= self.at
 
-    def exceeded(self) -> DeliveryError:
-        return DeliveryError(
+    def exceeded(self) -> TransportError:
+        return TransportError(
             f"No complete answer within the delivery deadline of {self.seconds:g} s "
             "(DNS lookup, connect and the full response)", permanent=False)
 
@@ -248,7 +247,7 @@ def resolve(host: str, port: int, deadline: Deadline | None = None) -> tuple[int
     try:
         infos = lookup(host, port, deadline or current_deadline())
     except socket.gaierror as exc:
-        raise DeliveryError(f"Cannot resolve {host}: {exc.strerror}", permanent=False) from exc
+        raise TransportError(f"Cannot resolve {host}: {exc.strerror}", permanent=False) from exc
     if not settings.TOCSIN_ALLOW_PRIVATE_DESTINATIONS:
         # Every answer must be public: picking a public one out of a mixed answer would
         # still let an attacker-controlled name point some connections inward.
@@ -338,7 +337,7 @@ def _send_once(method: str, url: str, body: bytes | None, headers: dict,
                deadline: Deadline) -> Response:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise DeliveryError(f"Not an http(s) URL: {url!r}", permanent=True)
+        raise TransportError(f"Not an http(s) URL: {url!r}", permanent=True)
     port = parts.port or (443 if parts.scheme == "https" else 80)
     _, address = resolve(parts.hostname, port, deadline)
     connection_class = PinnedHTTPSConnection if parts.scheme == "https" else PinnedHTTPConnection
@@ -358,21 +357,21 @@ def _send_once(method: str, url: str, body: bytes | None, headers: dict,
         return Response(raw.status, content[:MAX_RESPONSE_BYTES],
                         {k.lower(): v for k, v in raw.getheaders()},
                         truncated=len(content) > MAX_RESPONSE_BYTES, host=parts.hostname)
-    except DeliveryError:
+    except TransportError:
         raise
     except ValueError as exc:
         # http.client refuses a header value with a line break with a message that quotes
         # the value: never pass that on, it may hold a credential.
-        raise DeliveryError("A header value is invalid (check the destination's credentials "
+        raise TransportError("A header value is invalid (check the destination's credentials "
                             "for line breaks)", permanent=True) from exc
     except http.client.InvalidURL as exc:
-        raise DeliveryError(f"Invalid URL path for {parts.hostname}", permanent=True) from exc
+        raise TransportError(f"Invalid URL path for {parts.hostname}", permanent=True) from exc
     except (OSError, http.client.HTTPException) as exc:
         # A step timeout set to the time left ends just as the deadline does.
         if watchdog.fired or deadline.passed():
             raise deadline.exceeded() from exc
         reason = exc.__class__.__name__ + (f": {exc}" if str(exc) else "")
-        raise DeliveryError(f"Could not reach {parts.hostname}: {reason}",
+        raise TransportError(f"Could not reach {parts.hostname}: {reason}",
                             permanent=False) from exc
     finally:
         watchdog.stop()
@@ -383,7 +382,7 @@ def request(method: str, url: str, *, json_body=None, form: dict | None = None,
             headers: dict | None = None, params: dict | None = None,
             auth: tuple[str, str] | None = None, allow_statuses: tuple = ()) -> Response:
     """Send one request and return a 2xx response (or one whose status is listed in
-    ``allow_statuses``); raise DeliveryError for anything else.
+    ``allow_statuses``); raise TransportError for anything else.
 
     Network errors, 5xx and 429 are retryable (429 and 503 keep their Retry-After); other
     statuses are permanent. Redirects are followed up to MAX_REDIRECTS times with the same
@@ -416,7 +415,7 @@ def send_raw(method: str, url: str, body: bytes | None, headers: dict, *,
                 if body is not None and response.status != 303:
                     # The body may hold a credential (PagerDuty's routing_key, ilert's
                     # integrationKey): it is never re-sent to another host.
-                    raise DeliveryError(
+                    raise TransportError(
                         f"HTTP {response.status} redirect to another host ({target[:200]}) "
                         "not followed with the request body; point the destination at the "
                         "final URL", permanent=True, status=response.status)
@@ -431,7 +430,7 @@ def send_raw(method: str, url: str, body: bytes | None, headers: dict, *,
             url = target
             continue
         return check_status(response, allow_statuses)
-    raise DeliveryError(f"More than {MAX_REDIRECTS} redirects", permanent=True,
+    raise TransportError(f"More than {MAX_REDIRECTS} redirects", permanent=True,
                         status=response.status)
 
 
@@ -445,7 +444,7 @@ def check_status(response: Response, allow_statuses: tuple = ()) -> Response:
         return response
     excerpt = response.text[:EXCERPT_CHARS]
     retryable = response.status == 429 or response.status >= 500
-    raise DeliveryError(
+    raise TransportError(
         f"HTTP {response.status}" + (f": {excerpt[:200]}" if excerpt else ""),
         permanent=not retryable, status=response.status, body=excerpt,
         retry_after=retry_after_seconds(response.headers.get("retry-after")),
