@@ -21,7 +21,7 @@ def make_event(integration, status="queued", age_seconds=0, enqueued_age=None):
     return event
 
 
-def test_migration_schedules_sweeper_and_pruning(db):
+def test_migrated_database_schedules_the_sweeper_and_the_pruning(db):
     funcs = set(Schedule.objects.values_list("func", flat=True))
     assert {"integrations.tasks.requeue_stale_events",
             "integrations.tasks.prune_inbound_events"} <= funcs
