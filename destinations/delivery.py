@@ -31,6 +31,7 @@ from destinations.kinds import kind_for
 from destinations.kinds.base import Message
 from destinations.models import Delivery, Destination
 from destinations.signals import destination_failing
+from incidents.links import incident_url
 from incidents.models import Incident, TimelineEntry
 from tocsin import outbox
 from tocsin.transport import Result, TransportError, http
@@ -135,10 +136,6 @@ def queue_next(delivery: Delivery) -> None:
         pk__gt=delivery.pk, status=Status.PENDING).values_list("pk", flat=True).first()
     if following is not None:
         transaction.on_commit(lambda: queue.enqueue(following))
-
-
-def incident_url(incident_id: int) -> str:
-    return f"{settings.TOCSIN_PUBLIC_URL}/admin/incidents/incident/{incident_id}/change/"
 
 
 def build_message(delivery: Delivery) -> Message:

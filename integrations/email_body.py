@@ -22,7 +22,7 @@ from email.parser import BytesHeaderParser, BytesParser
 from email.policy import Compat32, compat32
 
 from integrations import storable
-from integrations.generic import AlertFields
+from integrations.alert_fields import AlertFields
 from integrations.models import AlertType
 
 KNOWN_KEYS = [

@@ -6,7 +6,8 @@ import uuid
 
 from django.conf import settings
 
-from integrations.generic import AlertFields, InvalidPayload, load_json
+from integrations.alert_fields import AlertFields
+from integrations.generic import InvalidPayload, load_json
 from integrations.mapping import MISSING, as_text, lookup
 from integrations.models import AlertType, Integration
 

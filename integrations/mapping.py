@@ -19,6 +19,7 @@ from django.db import models
 
 from incidents.models import Incident
 from integrations import generic
+from integrations.alert_fields import AlertFields
 from integrations.models import AlertType
 from integrations.patterns import RegexError, compile_regex, regex_error, search
 
@@ -420,14 +421,14 @@ def empty_message_error(result: MappingResult) -> str:
     return f"the mapping produced an empty message: {found}"
 
 
-def alert_fields(mapping: dict, document: dict) -> generic.AlertFields:
+def alert_fields(mapping: dict, document: dict) -> AlertFields:
     """The alert a mapped document makes; raises generic.InvalidPayload naming the source
     of an empty message or an invalid alert type, so the event fails with that error."""
     result = CompiledMapping.of(mapping).apply(document)
     return fields_from_result(result, document)
 
 
-def fields_from_result(result: MappingResult, document: dict) -> generic.AlertFields:
+def fields_from_result(result: MappingResult, document: dict) -> AlertFields:
     values, origins = result.values, result.origins
     if MappedField.MESSAGE not in values:
         raise generic.InvalidPayload({"message": empty_message_error(result)})

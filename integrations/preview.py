@@ -1,6 +1,7 @@
 """What an integration would make of a body: the alert fields after mapping and rules, which
 rules matched and what would happen next, without storing anything. Runs the same parsing,
-mapping and rule code as the worker (processing.parse, rules.apply_rules)."""
+mapping and rule code as the worker (processing.parse, rules.apply_rules) and finds what
+the alert names as grouping would (integrations.lookups)."""
 
 import json
 
@@ -9,6 +10,8 @@ from django.utils import timezone
 
 from incidents.models import EscalationPolicy, Incident, Priority
 from integrations import generic, mapping, processing, rules
+from integrations.alert_fields import AlertFields
+from integrations.lookups import find, find_tags
 from integrations.models import INCIDENT_OPENING_TYPES, InboundEvent, Integration
 
 RECENT_EVENTS = 20
@@ -52,11 +55,11 @@ def body_bytes(payload) -> bytes:
 
 
 def _name(model, value, *, names=True):
-    found = rules.find(model, value, names=names)
+    found = find(model, value, names=names)
     return None if found is None else {"id": found.pk, "name": found.name}
 
 
-def _outcome(integration: Integration, fields: generic.AlertFields) -> str:
+def _outcome(integration: Integration, fields: AlertFields) -> str:
     if fields.suppressed:
         return "suppressed: stored, opens nothing and notifies nobody"
     if fields.entity_id:
@@ -125,7 +128,7 @@ def preview(integration: Integration, body: bytes, *, source: str | None = None,
         "suppressed": fields.suppressed,
         "priority": _name(Priority, fields.priority),
         "escalation_policy": _name(EscalationPolicy, fields.escalation_policy, names=False),
-        "tags": [{"id": tag.pk, "name": tag.name} for tag in processing.find_tags(fields.tags)],
+        "tags": [{"id": tag.pk, "name": tag.name} for tag in find_tags(fields.tags)],
         "payload": fields.payload,
         "warnings": list(fields.extra.get("warnings") or []),
     }

@@ -1,4 +1,15 @@
-"""Turning a stored inbound event into an alert, and the alert into incident changes.
+"""Turning a stored inbound event into an alert on its incident: parse → rules → group →
+fan-out. Each step has its module, and calls go one way:
+
+- parse: the event's body becomes AlertFields (integrations.alert_fields) by its kind's
+  parser: integrations.generic (with integrations.mapping when the integration has one),
+  integrations.incoming or integrations.email_body;
+- rules: integrations.rules changes the fields and returns the audit kept on the alert;
+- group: integrations.grouping puts the stored alert on the incident it opens or joins,
+  and acknowledges or resolves it (incidents.lifecycle);
+- fan-out: nothing is sent from here. The incident's changes are signals
+  (incidents.signals, integrations.signals) to which destinations and notifications
+  listen; what they send goes out after the transaction commits.
 
 Runs in django-q2 workers, in three steps:
 
@@ -10,7 +21,7 @@ Runs in django-q2 workers, in three steps:
    the slow part (a large mail, many rules), and on SQLite a worker holding the write lock
    meanwhile made concurrent ingest fail with "database is locked".
 3. One short transaction locks the event (PostgreSQL: FOR UPDATE SKIP LOCKED; SQLite: the
-   IMMEDIATE transaction), checks it is still queued, stores the alert and routes it. A
+   IMMEDIATE transaction), checks it is still queued, stores the alert and groups it. A
    worker that dies mid-way releases the lock with its connection and leaves it queued.
 
 A duplicate task for the same event (the sweeper re-queued it, the broker delivered it
@@ -25,17 +36,13 @@ import logging
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import DatabaseError, IntegrityError, InterfaceError, OperationalError, transaction
-from django.db.models import F, Q, Value
-from django.db.models.functions import Lower
+from django.db import InterfaceError, OperationalError, transaction
+from django.db.models import F, Q
 from django.utils import timezone
 
-from incidents import lifecycle
-from incidents.models import SLA, EscalationPolicy, Incident, Priority, Tag, TimelineEntry
-from integrations import email_body, generic, incoming, mapping, rules, storable
-from integrations.models import INCIDENT_OPENING_TYPES, Alert, AlertType, InboundEvent, Integration
-from integrations.signals import alert_opened_incident
-from tocsin.ids import as_id
+from integrations import email_body, generic, grouping, incoming, mapping, rules, storable
+from integrations.alert_fields import AlertFields
+from integrations.models import Alert, InboundEvent, Integration
 
 logger = logging.getLogger(__name__)
 
@@ -43,9 +50,6 @@ logger = logging.getLogger(__name__)
 # attempts) instead of failing it at once.
 TRANSIENT_ERRORS = (OperationalError, InterfaceError)
 ERROR_LIMIT = 5000
-# Tag names are looked up this many at a time: one IN list each, well inside SQLite's
-# limit on bound variables (999 before SQLite 3.32).
-TAG_CHUNK = 500
 
 # Stands for "the integration's saved mapping" where a preview may pass an unsaved one.
 SAVED = object()
@@ -65,9 +69,8 @@ def process_event(event_id: int) -> str:
         alert = build_alert(event)
         with transaction.atomic():
             locked = (
-                # With the team: the Incidents email about an incident this opens names
-                # it, and reading it here saves a query per opened incident.
                 InboundEvent.objects.select_for_update(skip_locked=True, of=("self",))
+                # With the team: the email about a new incident names it.
                 .select_related("integration__service__team")
                 .filter(pk=event_id, status=QUEUED)
                 .first()
@@ -79,7 +82,7 @@ def process_event(event_id: int) -> str:
             alert.integration = locked.integration
             alert.inbound_event = locked
             alert.save(force_insert=True)
-            route_alert(alert)
+            grouping.group_alert(alert)
             InboundEvent.objects.filter(pk=event_id).update(
                 status=InboundEvent.Status.COMPLETED, processed_at=timezone.now(), error="",
             )
@@ -177,7 +180,7 @@ def mark_failed(event_id: int, error: str) -> None:
     )
 
 
-def parse_event(event: InboundEvent) -> generic.AlertFields:
+def parse_event(event: InboundEvent) -> AlertFields:
     if event.integration is None:
         raise ProcessingError("The integration of this event no longer exists.")
     return parse(event.integration, event.source, bytes(event.body), event.query,
@@ -185,7 +188,7 @@ def parse_event(event: InboundEvent) -> generic.AlertFields:
 
 
 def parse(integration: Integration, source: str, body: bytes, query: dict, received_at,
-          *, mapping_config=SAVED) -> generic.AlertFields:
+          *, mapping_config=SAVED) -> AlertFields:
     """The alert fields a request body makes, before rules. The mapping applies to the
     generic webhook's JSON only; the other kinds have their own ways to pick fields."""
     if source == "generic":
@@ -232,122 +235,3 @@ def build_alert(event: InboundEvent) -> Alert:
             **fields.extra,
         }),
     )
-
-
-def _by_id(model, raw):
-    """Look up an id sent in a payload; unknown, malformed or out-of-range ids are ignored
-    (None)."""
-    pk = as_id(raw)
-    return None if pk is None else model.objects.filter(pk=pk).first()
-
-
-def find_tags(raw) -> list:
-    """Tags by id (as sent in a payload) or by name (as a rule may add them, any case);
-    unknown ones are ignored. Ids first, then names (a number that is no tag's id may still
-    be a tag's name). Names are compared in IN lists of TAG_CHUNK: one OR term per name made
-    an expression deeper than SQLite allows at about 1,000 names."""
-    texts = [str(item).strip() for item in raw if item is not None and not isinstance(item, bool)]
-    texts = list(dict.fromkeys(text for text in texts if text))
-    ids = [pk for pk in map(as_id, texts) if pk is not None]
-    by_id = {}
-    for start in range(0, len(ids), TAG_CHUNK):
-        chunk = ids[start:start + TAG_CHUNK]
-        by_id.update((tag.pk, tag) for tag in Tag.objects.filter(pk__in=chunk))
-    names = [text for text in texts if as_id(text) not in by_id]
-    for start in range(0, len(names), TAG_CHUNK):
-        # Both sides folded by the database, so its idea of case applies to both.
-        folded = [Lower(Value(name)) for name in names[start:start + TAG_CHUNK]]
-        matching = Tag.objects.annotate(folded_name=Lower("name")).filter(folded_name__in=folded)
-        by_id.update((tag.pk, tag) for tag in matching)
-    return list(by_id.values())
-
-
-def find_open_incident(alert: Alert) -> Incident | None:
-    # With service and team, which an acknowledge or resolve records deliveries and an
-    # email for (two queries saved); locking the incident row only, not theirs, so alerts
-    # for other incidents of the service never wait on this one.
-    return (
-        Incident.objects.select_for_update(of=("self",))
-        .select_related("service__team")
-        .filter(service_id=alert.integration.service_id, entity_id=alert.entity_id)
-        .exclude(status=Incident.Status.RESOLVED)
-        .first()
-    )
-
-
-def opens_incidents(alert: Alert) -> bool:
-    return (
-        alert.alert_type in INCIDENT_OPENING_TYPES
-        and alert.alert_type in (alert.integration.create_incidents_for or [])
-    )
-
-
-def open_for_alert(alert: Alert) -> Incident | None:
-    """Open an incident for the alert, or return the one a concurrent alert just opened."""
-    requested = alert.extra.get("requested", {})
-    declared = alert.extra.get("declare") or {
-        "severity": alert.extra.get("severity") or alert.alert_type
-    }
-    try:
-        with transaction.atomic():
-            return lifecycle.open_incident(
-                service=alert.integration.service,
-                title=alert.message,
-                summary=alert.summary,
-                entity_id=alert.entity_id,
-                **declared,
-                urgency=requested.get("urgency")
-                or generic.URGENCY_FOR_TYPE.get(alert.alert_type, Incident.Urgency.HIGH),
-                # A mapping or a rule may name the priority; a payload gives its id.
-                priority=rules.find(Priority, requested.get("priority")),
-                sla=_by_id(SLA, requested.get("sla")),
-                escalation_policy=_by_id(EscalationPolicy, requested.get("escalation_policy")),
-                tags=find_tags(requested.get("tags") or []),
-            )
-    except IntegrityError:
-        # Another worker opened the incident for this entity first: join it.
-        return None
-
-
-def route_alert(alert: Alert) -> None:
-    """Apply the grouping rules (docs/architecture.md) to a new alert."""
-    if alert.suppressed:
-        return
-    incident = find_open_incident(alert)
-    opened = False
-    declares = "declare" in alert.extra
-    if incident is None and (declares or opens_incidents(alert)):
-        incident = open_for_alert(alert)
-        opened = incident is not None
-        if incident is None:
-            incident = find_open_incident(alert)
-            if incident is None:
-                raise DatabaseError("Lost the race to open an incident and found none open.")
-    if incident is None:
-        return  # info, a type not in create_incidents_for, or ack/resolve of nothing
-
-    alert.incident = incident
-    alert.opened_incident = opened
-    alert.save(update_fields=["incident", "opened_incident"])
-    if opened:
-        alert_opened_incident.send(sender=Alert, alert=alert, incident=incident)
-    TimelineEntry.objects.create(
-        incident=incident, kind=TimelineEntry.Kind.ALERT,
-        message=f"{alert.get_alert_type_display()} alert: {alert.message}",
-        data={"alert_id": alert.pk},
-    )
-    apply_rule_additions(alert, incident, opened=opened)
-    if alert.alert_type == AlertType.ACKNOWLEDGED:
-        lifecycle.acknowledge(incident, note=f"by alert from {alert.integration.name}")
-    elif alert.alert_type == AlertType.RESOLVED:
-        lifecycle.resolve(incident, note=f"by alert from {alert.integration.name}")
-
-
-def apply_rule_additions(alert: Alert, incident: Incident, *, opened: bool) -> None:
-    """Notes and tags from alert rules go on the incident the alert opened or joined. (An
-    opened incident already got the tags, with the payload's, in open_for_alert.)"""
-    notes, tags = rules.additions(alert.extra.get("rules") or [])
-    for rule_name, text in notes:
-        lifecycle.add_note(incident, f"Alert rule “{rule_name}”: {text}")
-    if tags and not opened:
-        incident.tags.add(*find_tags(tags))

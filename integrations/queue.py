@@ -1,29 +1,18 @@
 """Handing stored inbound events to the task queue."""
 
-import logging
-
 from django.db import transaction
 from django.utils import timezone
-from django_q.tasks import async_task
 
 from integrations.models import InboundEvent
-from tocsin.taskqueue import broker
-
-logger = logging.getLogger(__name__)
+from tocsin import taskqueue
 
 PROCESS_TASK = "integrations.processing.process_event"
 
 
 def enqueue(event: InboundEvent) -> None:
-    """Queue processing of a stored event. The event is already safe in the database, so a
-    broker failure is logged, not raised: the sweeper queues events left waiting."""
-    try:
-        async_task(
-            PROCESS_TASK, event.pk, task_name=f"inbound-{event.trace_id}", group="inbound",
-            broker=broker(),
-        )
-    except Exception:
-        logger.exception("Could not queue inbound event %s; the sweeper will retry", event.pk)
+    """Queue processing of a stored event. A broker failure is logged, not raised
+    (tocsin.taskqueue): the sweeper queues events left waiting."""
+    taskqueue.enqueue(PROCESS_TASK, event.pk, name=f"inbound-{event.trace_id}", group="inbound")
 
 
 def requeue(event: InboundEvent) -> bool:

@@ -15,10 +15,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from incidents.models import EscalationPolicy, Incident, Priority, Tag
 from integrations import mapping, patterns
-from integrations.generic import AlertFields
+from integrations.alert_fields import AlertFields
+from integrations.lookups import find
 from integrations.mapping import MISSING, Op
 from integrations.models import AlertRule, AlertType
-from tocsin.ids import as_id
 
 Action = AlertRule.Action
 Field = AlertRule.Field
@@ -180,22 +180,6 @@ def validate_actions(actions) -> list[str]:
                 errors.append(f"{at}.type: {kind} appears twice in one rule")
             seen.add(kind)
     return errors
-
-
-# --- Looking things up ----------------------------------------------------------------
-
-def find(model, value, *, names: bool = True):
-    """The object with this id (an integer or digits) or, where allowed, this name
-    (case-insensitive); None if there is none."""
-    if value is None or isinstance(value, bool):
-        return None
-    text = str(value).strip()
-    pk = as_id(text)
-    if pk is not None:
-        found = model.objects.filter(pk=pk).first()
-        if found is not None or not names:
-            return found
-    return model.objects.filter(name__iexact=text).first() if names and text else None
 
 
 # --- Evaluation -----------------------------------------------------------------------
@@ -410,16 +394,4 @@ def _take(fields: AlertFields, action: dict) -> None:
         attribute = SINGLE_VALUED[kind]
         limit = LIMITS.get(attribute)
         setattr(fields, attribute, value[:limit] if limit else value)
-    # add_note: the audit carries the text; processing writes it on the incident.
-
-
-def additions(audit: list[dict]) -> tuple[list[tuple[str, str]], list]:
-    """The notes ((rule name, text)) and tags the rules in an alert's audit added."""
-    notes, tags = [], []
-    for entry in audit:
-        for action in entry["actions"]:
-            if action["type"] == Action.ADD_NOTE:
-                notes.append((entry["name"], action["value"]))
-            elif action["type"] == Action.ADD_TAGS:
-                tags.extend(action["value"])
-    return notes, tags
+    # add_note: the audit carries the text; grouping writes it on the incident.

@@ -1,4 +1,4 @@
-"""Periodic jobs, run by django-q2 schedules (created in migration 0003_schedules)."""
+"""The ingest pipeline's periodic jobs, run by django-q2 schedules (declared in tocsin.jobs)."""
 
 from datetime import timedelta
 

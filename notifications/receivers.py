@@ -9,18 +9,16 @@ import uuid
 from django.db import transaction
 from django.urls import reverse
 
+from incidents.links import incident_url
 from notifications.models import NotificationSettings, NotificationType
-from notifications.records import Email, portal_url, record, when
+from notifications.records import Email, record, when
 from tocsin.actor import current_actor
+from tocsin.links import portal_url
 
 
 def by(actor) -> str:
     actor = actor or current_actor()
     return str(actor) if actor else "Tocsin (automatic)"
-
-
-def incident_url(incident) -> str:
-    return portal_url(reverse("admin:incidents_incident_change", args=[incident.pk]))
 
 
 def incident_facts(incident) -> list[tuple[str, str]]:
@@ -44,7 +42,7 @@ def on_incident_status(sender, incident, new_status, actor=None, **kwargs):
         text=incident.summary[:2000],
         facts=[("What", f"Incident {new_status}"), *incident_facts(incident),
                ("When", when()), ("By", by(actor))],
-        url=incident_url(incident),
+        url=incident_url(incident.pk),
     )
     record(NotificationType.INCIDENTS, f"incident.{new_status}",
            f"incident:{incident.pk}:{new_status}", email, incident=incident,
@@ -58,7 +56,7 @@ def on_escalation(sender, incident, reason, key, **kwargs):
         text=reason,
         facts=[("What", reason), *incident_facts(incident), ("Status", incident.status),
                ("When", when()), ("By", "Tocsin (automatic)")],
-        url=incident_url(incident),
+        url=incident_url(incident.pk),
     )
     record(NotificationType.ESCALATIONS, "incident.escalated",
            f"escalation:{incident.pk}:{key}", email, incident=incident)

@@ -7,7 +7,6 @@ after the commit.
 
 from dataclasses import dataclass, field
 
-from django.conf import settings
 from django.db import transaction
 from django.template.loader import render_to_string
 from django.utils import timezone
@@ -30,10 +29,6 @@ class Email:
         context = {"email": self}
         return (render_to_string("notifications/email.txt", context),
                 render_to_string("notifications/email.html", context))
-
-
-def portal_url(path: str) -> str:
-    return f"{settings.TOCSIN_PUBLIC_URL}{path}"
 
 
 def when(moment=None) -> str:

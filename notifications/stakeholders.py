@@ -30,9 +30,9 @@ from django.core.validators import validate_email
 from django.db.models import Q, Value
 from django.db.models.functions import Upper
 
+from incidents.links import incident_url
 from incidents.models import Team, TimelineEntry
 from notifications.models import NotificationType
-from notifications.receivers import incident_url
 from notifications.records import Email, record
 from tocsin.ids import as_id
 
@@ -346,7 +346,7 @@ def on_alert_opened_incident(sender, alert, incident, **kwargs):
         subject=str(comms.get("subject") or f"Incident #{incident.number}: {incident.title}"),
         headline=str(comms.get("subject") or incident.title),
         text=str(comms.get("body") or incident.summary or incident.title),
-        facts=facts, url=incident_url(incident),
+        facts=facts, url=incident_url(incident.pk),
     )
     recorded = record(NotificationType.STAKEHOLDERS, "stakeholders.incident_opened",
                       f"stakeholders:{incident.pk}:{alert.pk}", email, recipients=recipients,

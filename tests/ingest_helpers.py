@@ -2,7 +2,23 @@ import json
 
 import pytest
 
-from integrations import processing
+from integrations import processing, queue
+from tocsin import taskqueue
+
+
+def process_inline(queued: list):
+    """A stand-in for django-q2's async_task that processes inbound events at once, as a
+    worker would, recording their ids in ``queued``. Other tasks (deliveries, notification
+    emails) go on to the async_task in place before it: django-q2's, or deliver_inline's."""
+    passed_on = taskqueue.async_task
+
+    def async_task(func_path, *args, **kwargs):
+        if func_path != queue.PROCESS_TASK:
+            return passed_on(func_path, *args, **kwargs)
+        queued.append(args[0])
+        return processing.process_event(args[0])
+
+    return async_task
 
 
 @pytest.fixture
@@ -10,12 +26,7 @@ def run_tasks(monkeypatch, django_capture_on_commit_callbacks):
     """Run queued processing inline, as the worker would, once the request's transaction
     commits. Yields the list of event ids handed to the queue."""
     queued = []
-
-    def inline_async_task(func_path, event_id, **kwargs):
-        queued.append(event_id)
-        processing.process_event(event_id)
-
-    monkeypatch.setattr("integrations.queue.async_task", inline_async_task)
+    monkeypatch.setattr("tocsin.taskqueue.async_task", process_inline(queued))
     return queued
 
 

@@ -125,7 +125,7 @@ def test_manager_creates_integration_in_admin(client, world, manager, service):
 def test_reprocess_action_requeues_failed_events(client, world, manager, monkeypatch,
                                                  django_capture_on_commit_callbacks):
     queued = []
-    monkeypatch.setattr("integrations.queue.async_task", lambda *a, **k: queued.append(a))
+    monkeypatch.setattr("tocsin.taskqueue.async_task", lambda *a, **k: queued.append(a))
     event = world["integrations/inboundevent"]
     client.force_login(manager)
     with django_capture_on_commit_callbacks(execute=True):

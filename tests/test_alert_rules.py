@@ -9,7 +9,7 @@ from django.utils import timezone
 from incidents import lifecycle
 from incidents.models import EscalationPolicy, Incident, Priority, Tag, TimelineEntry
 from integrations import rules
-from integrations.generic import AlertFields
+from integrations.alert_fields import AlertFields
 from integrations.models import Alert, AlertRule, InboundEvent, Integration
 from integrations.processing import process_event
 from tests.ingest_helpers import post_event, run_tasks  # noqa: F401 (fixture)

@@ -205,7 +205,7 @@ def test_inbound_event_reprocess_requeues_only_failed_events(as_manager, integra
                                                               django_capture_on_commit_callbacks,
                                                               monkeypatch):
     queued = []
-    monkeypatch.setattr("integrations.queue.async_task", lambda *a, **k: queued.append(a))
+    monkeypatch.setattr("tocsin.taskqueue.async_task", lambda *a, **k: queued.append(a))
     event = InboundEvent.objects.create(
         integration=integration, source="generic", body=b"{}", status="failed", error="boom"
     )

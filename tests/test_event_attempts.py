@@ -41,7 +41,7 @@ def last_attempt_started(event, seconds_ago):
 def swept(monkeypatch):
     """Event ids the sweeper hands to the queue."""
     handed = []
-    monkeypatch.setattr("integrations.queue.async_task", lambda f, pk, **k: handed.append(pk))
+    monkeypatch.setattr("tocsin.taskqueue.async_task", lambda f, pk, **k: handed.append(pk))
     return handed
 
 
@@ -86,7 +86,7 @@ def locked(alert):
 def test_an_event_that_always_hits_a_database_error_fails_with_it_after_five_attempts(
     integration, monkeypatch, swept
 ):
-    monkeypatch.setattr("integrations.processing.route_alert", locked)
+    monkeypatch.setattr("integrations.grouping.group_alert", locked)
     event = queued_event(integration)
     for attempt in range(1, 5):
         with pytest.raises(OperationalError):
@@ -146,7 +146,7 @@ def test_a_task_for_a_spent_event_fails_it_without_trying_again(integration, mon
 
 def test_the_budget_follows_the_setting(integration, monkeypatch, settings):
     settings.TOCSIN_EVENT_MAX_ATTEMPTS = 2
-    monkeypatch.setattr("integrations.processing.route_alert", locked)
+    monkeypatch.setattr("integrations.grouping.group_alert", locked)
     event = queued_event(integration)
     with pytest.raises(OperationalError):
         processing.process_event(event.pk)
@@ -160,7 +160,7 @@ def test_a_reprocessed_event_gets_a_fresh_budget(
 ):
     event = queued_event(integration)
     with monkeypatch.context() as patched:
-        patched.setattr("integrations.processing.route_alert", locked)
+        patched.setattr("integrations.grouping.group_alert", locked)
         for _ in range(4):
             with pytest.raises(OperationalError):
                 processing.process_event(event.pk)
@@ -262,7 +262,7 @@ def test_a_transient_error_ends_the_attempt_so_the_next_task_retries_at_once(
 ):
     event = queued_event(integration)
     with monkeypatch.context() as patched:
-        patched.setattr("integrations.processing.route_alert", locked)
+        patched.setattr("integrations.grouping.group_alert", locked)
         with pytest.raises(OperationalError):
             processing.process_event(event.pk)
     event.refresh_from_db()

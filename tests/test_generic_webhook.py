@@ -6,7 +6,7 @@ from incidents import lifecycle
 from incidents.models import SLA, EscalationPolicy, Incident, Priority, Tag
 from integrations.models import Alert, InboundEvent
 from integrations.processing import process_event
-from tests.ingest_helpers import post_event, run_tasks  # noqa: F401 (fixture)
+from tests.ingest_helpers import post_event, process_inline, run_tasks  # noqa: F401 (fixture)
 
 
 @pytest.fixture
@@ -219,7 +219,7 @@ def test_failed_event_keeps_error_and_completes_when_reprocessed(
     def broken(alert):
         raise RuntimeError("grouping store unavailable")
 
-    monkeypatch.setattr("integrations.processing.route_alert", broken)
+    monkeypatch.setattr("integrations.grouping.group_alert", broken)
     response = post_event(client, integration, {"message": "a", "alert_type": "critical"},
                           capture=django_capture_on_commit_callbacks)
     trace_id = response.json()["trace_id"]
@@ -229,8 +229,7 @@ def test_failed_event_keeps_error_and_completes_when_reprocessed(
     assert bytes(event.body) and not Alert.objects.exists()
 
     monkeypatch.undo()
-    monkeypatch.setattr("integrations.queue.async_task",
-                        lambda func, event_id, **kwargs: process_event(event_id))
+    monkeypatch.setattr("tocsin.taskqueue.async_task", process_inline([]))
     client.force_login(manager)
     with django_capture_on_commit_callbacks(execute=True):
         client.post("/admin/integrations/inboundevent/",

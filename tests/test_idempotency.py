@@ -185,7 +185,7 @@ def test_a_mail_delivered_twice_by_the_mta_is_stored_once(
 def test_simultaneous_repeats_store_one_event_and_all_get_its_trace_id(integration, monkeypatch):
     if connection.vendor != "postgresql":
         pytest.skip("simultaneous requests are tested on PostgreSQL (set DATABASE_URL)")
-    monkeypatch.setattr("integrations.queue.async_task", lambda *args, **kwargs: None)
+    monkeypatch.setattr("tocsin.taskqueue.async_task", lambda *args, **kwargs: None)
     # Every thread passes the early look-up, as if all arrived at once: only the unique
     # constraint can then tell them apart.
     original, checked = idempotency.earlier, threading.local()

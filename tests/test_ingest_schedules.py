@@ -21,7 +21,7 @@ def make_event(integration, status="queued", age_seconds=0, enqueued_age=None):
     return event
 
 
-def test_migration_schedules_sweeper_and_pruning(db):
+def test_migrated_database_schedules_the_sweeper_and_the_pruning(db):
     funcs = set(Schedule.objects.values_list("func", flat=True))
     assert {"integrations.tasks.requeue_stale_events",
             "integrations.tasks.prune_inbound_events"} <= funcs
@@ -30,7 +30,7 @@ def test_migration_schedules_sweeper_and_pruning(db):
 def test_sweeper_requeues_only_events_left_queued_too_long(integration, settings, monkeypatch):
     settings.TOCSIN_REQUEUE_AFTER_SECONDS = 60
     queued = []
-    monkeypatch.setattr("integrations.queue.async_task", lambda f, pk, **k: queued.append(pk))
+    monkeypatch.setattr("tocsin.taskqueue.async_task", lambda f, pk, **k: queued.append(pk))
     stale = make_event(integration, age_seconds=600, enqueued_age=600)
     never_queued = make_event(integration, age_seconds=5, enqueued_age=None)
     fresh = make_event(integration, age_seconds=5, enqueued_age=5)
@@ -51,7 +51,7 @@ def test_broker_failure_leaves_event_queued_for_the_sweeper(client, integration,
     def broker_down(*args, **kwargs):
         raise ConnectionError("redis is down")
 
-    monkeypatch.setattr("integrations.queue.async_task", broker_down)
+    monkeypatch.setattr("tocsin.taskqueue.async_task", broker_down)
     with django_capture_on_commit_callbacks(execute=True):
         response = client.post(f"/api/events/{integration.key}/", data={"message": "m"},
                                content_type="application/json")

@@ -151,7 +151,7 @@ def test_staff_without_a_role_may_read_the_schema_but_not_a_stranger(client, db)
 def test_managers_see_the_address_in_the_answer_to_reprocess_as_in_get(
     manager, mailbox, monkeypatch
 ):
-    monkeypatch.setattr("integrations.queue.async_task", lambda *args, **kwargs: None)
+    monkeypatch.setattr("tocsin.taskqueue.async_task", lambda *args, **kwargs: None)
     event = InboundEvent.objects.create(
         integration=mailbox, source="email", status="failed", error="boom",
         headers={"Recipient": mailbox.email_address},

@@ -126,7 +126,6 @@ def handed_to_queue(monkeypatch):
     def record(func_path, *args, **kwargs):
         handed.append((func_path, *args))
 
-    monkeypatch.setattr("integrations.queue.async_task", record)
     monkeypatch.setattr("tocsin.taskqueue.async_task", record)
     return handed
 

@@ -142,6 +142,7 @@ INSTALLED_APPS = [
     "axes",
     "anymail",
     "django_q",
+    "tocsin",
     "incidents",
     "integrations",
     "destinations",

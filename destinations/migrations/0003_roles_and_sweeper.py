@@ -1,6 +1,8 @@
-"""Give the roles their delivery permissions and schedule the delivery sweeper.
+"""Give the roles their delivery permissions.
 
-Responders see deliveries (the incident page lists them); Managers also re-send them.
+Responders see deliveries (the incident page lists them); Managers also re-send them. (This
+migration also scheduled the delivery sweeper; tocsin.jobs declares it now, and migrate
+keeps its schedule.)
 """
 
 from django.contrib.auth.management import create_permissions
@@ -8,7 +10,6 @@ from django.db import migrations
 
 RESPONDER = ["view_delivery"]
 MANAGER = ["view_delivery", "resend_delivery"]
-SWEEPER = "Queue due deliveries"
 
 
 def grant(apps, schema_editor):
@@ -24,15 +25,6 @@ def grant(apps, schema_editor):
             group.permissions.add(*Permission.objects.filter(
                 content_type__app_label="destinations", codename__in=codenames
             ))
-    apps.get_model("django_q", "Schedule").objects.update_or_create(
-        name=SWEEPER,
-        defaults={"func": "destinations.delivery.queue_due_deliveries", "schedule_type": "I",
-                  "minutes": 1, "repeats": -1},
-    )
-
-
-def revoke(apps, schema_editor):
-    apps.get_model("django_q", "Schedule").objects.filter(name=SWEEPER).delete()
 
 
 class Migration(migrations.Migration):
@@ -42,4 +34,4 @@ class Migration(migrations.Migration):
         ("django_q", "0018_task_success_index"),
     ]
 
-    operations = [migrations.RunPython(grant, revoke)]
+    operations = [migrations.RunPython(grant, migrations.RunPython.noop)]

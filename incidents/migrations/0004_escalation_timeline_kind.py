@@ -2,20 +2,8 @@
 
 from django.db import migrations, models
 
-
-SCHEDULE = "Escalate SLA breaches"
-
-
-def create_schedule(apps, schema_editor):
-    apps.get_model("django_q", "Schedule").objects.update_or_create(
-        name=SCHEDULE,
-        defaults={"func": "incidents.escalations.check_sla_breaches", "schedule_type": "I",
-                  "minutes": 1, "repeats": -1},
-    )
-
-
-def remove_schedule(apps, schema_editor):
-    apps.get_model("django_q", "Schedule").objects.filter(name=SCHEDULE).delete()
+# This migration also scheduled the SLA escalation check; tocsin.jobs declares it now, and
+# migrate keeps its schedule.
 
 
 class Migration(migrations.Migration):
@@ -31,5 +19,4 @@ class Migration(migrations.Migration):
             name='kind',
             field=models.CharField(choices=[('alert', 'Alert'), ('triggered', 'Triggered'), ('acknowledged', 'Acknowledged'), ('resolved', 'Resolved'), ('note', 'Note'), ('delivery', 'Delivery'), ('escalation', 'Escalation')], max_length=20),
         ),
-        migrations.RunPython(create_schedule, remove_schedule),
     ]

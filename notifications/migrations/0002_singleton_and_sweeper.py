@@ -1,21 +1,11 @@
-"""Create the one notification settings record and the sweeper that sends what is due."""
+"""Create the one notification settings record. (This migration also scheduled the sweeper
+that sends what is due; tocsin.jobs declares it now, and migrate keeps its schedule.)"""
 
 from django.db import migrations
-
-SWEEPER = "Queue due notifications"
 
 
 def create(apps, schema_editor):
     apps.get_model("notifications", "NotificationSettings").objects.get_or_create(pk=1)
-    apps.get_model("django_q", "Schedule").objects.update_or_create(
-        name=SWEEPER,
-        defaults={"func": "notifications.sending.queue_due_notifications",
-                  "schedule_type": "I", "minutes": 1, "repeats": -1},
-    )
-
-
-def remove(apps, schema_editor):
-    apps.get_model("django_q", "Schedule").objects.filter(name=SWEEPER).delete()
 
 
 class Migration(migrations.Migration):
@@ -24,4 +14,4 @@ class Migration(migrations.Migration):
         ("django_q", "0018_task_success_index"),
     ]
 
-    operations = [migrations.RunPython(create, remove)]
+    operations = [migrations.RunPython(create, migrations.RunPython.noop)]
