@@ -65,7 +65,8 @@ TOCSIN_INCOMING_WEBHOOK_MAX_BODY_BYTES = env_int(
     "TOCSIN_INCOMING_WEBHOOK_MAX_BODY_BYTES", 5 * 1024 * 1024
 )
 TOCSIN_DEFAULT_RATE_LIMIT_PER_MINUTE = env_int("TOCSIN_DEFAULT_RATE_LIMIT_PER_MINUTE", 600)
-TOCSIN_EVENT_RETENTION_DAYS = env_int("TOCSIN_EVENT_RETENTION_DAYS", 7)
+# At least a day: with 0 the hourly prune would delete trace ids a sender just received.
+TOCSIN_EVENT_RETENTION_DAYS = max(1, env_int("TOCSIN_EVENT_RETENTION_DAYS", 7))
 TOCSIN_REQUEUE_AFTER_SECONDS = env_int("TOCSIN_REQUEUE_AFTER_SECONDS", 300)
 # Mapping and alert rules: the longest `matches` regex accepted (RE2 runs it in linear
 # time; the cap bounds what one condition may cost), and the largest payload the preview
