@@ -243,3 +243,9 @@ def test_a_longer_delivery_deadline_is_accepted_with_a_longer_task_timeout():
         "TOCSIN_DELIVERY_DEADLINE_SECONDS", "Q_CLUSTER['timeout']", "Q_CLUSTER['retry']",
         SECRET_KEY=STRONG_KEY, TOCSIN_DELIVERY_DEADLINE_SECONDS="120", TOCSIN_TASK_TIMEOUT="180",
     ) == ["120", "180", "240"]
+
+
+def test_an_event_retention_below_one_day_is_raised_to_one_day():
+    # With 0 the hourly prune would delete a trace id its sender has just been given.
+    assert show_settings("TOCSIN_EVENT_RETENTION_DAYS", SECRET_KEY=STRONG_KEY,
+                         TOCSIN_EVENT_RETENTION_DAYS="0") == ["1"]
