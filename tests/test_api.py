@@ -2,7 +2,7 @@ import pytest
 from django.core.management import call_command
 
 from incidents import lifecycle
-from incidents.models import Incident, Service
+from incidents.models import Incident, Service, Team
 from integrations.models import Alert, InboundEvent, Integration, IntegrationToken
 from tests.conftest import api_client_for
 
@@ -249,3 +249,20 @@ def test_openapi_schema_generates_without_warnings(db, tmp_path):
     for path in ("/api/v1/destinations/{id}/test/", "/api/v1/deliveries/{id}/resend/",
                  "/api/v1/notification-settings/", "/api/v1/integrations/{integration_pk}/rules/"):
         assert path in schema
+
+
+def test_deleting_a_team_that_still_has_services_is_a_409_naming_them(as_manager, team,
+                                                                      service):
+    response = as_manager.delete(f"/api/v1/teams/{team.pk}/")
+    assert response.status_code == 409
+    assert response.json() == {"detail": "Cannot delete this object: 1 services still refer "
+                                         "to it. Delete them or move them elsewhere first."}
+    assert Team.objects.filter(pk=team.pk).exists()
+
+
+def test_deleting_a_service_with_integrations_is_a_409_not_a_500(as_manager, service,
+                                                                 integration):
+    response = as_manager.delete(f"/api/v1/services/{service.pk}/")
+    assert response.status_code == 409
+    assert "1 integrations" in response.json()["detail"]
+    assert Service.objects.filter(pk=service.pk).exists()

@@ -1,9 +1,12 @@
 """Small pieces shared by the apps' REST APIs."""
 
 from django.db import models
-from rest_framework import serializers
+from django.db.models import ProtectedError, RestrictedError
+from rest_framework import serializers, status
 from rest_framework.exceptions import ValidationError
 from rest_framework.filters import OrderingFilter
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
 
 from tocsin import strictjson
 
@@ -102,3 +105,22 @@ def with_tiebreaker(ordering: list) -> list:
     descending = first.startswith("-") if isinstance(first, str) else \
         bool(getattr(first, "descending", False))
     return [*ordering, "-id" if descending else "id"]
+
+
+def exception_handler(exc, context):
+    """DRF's handler, plus a 409 naming what still refers to an object whose DELETE the
+    database refused (a team with services, a service with integrations or incidents):
+    the request was well formed, the state of the data is what stands in the way."""
+    if isinstance(exc, ProtectedError | RestrictedError):
+        blocking = exc.protected_objects if isinstance(exc, ProtectedError) \
+            else exc.restricted_objects
+        counts: dict[str, int] = {}
+        for obj in blocking:
+            name = str(obj._meta.verbose_name_plural)
+            counts[name] = counts.get(name, 0) + 1
+        listed = ", ".join(f"{count} {name}" for name, count in sorted(counts.items()))
+        return Response(
+            {"detail": f"Cannot delete this object: {listed} still refer to it. "
+                       "Delete them or move them elsewhere first."},
+            status=status.HTTP_409_CONFLICT)
+    return drf_exception_handler(exc, context)

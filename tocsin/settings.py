@@ -317,6 +317,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "tocsin.apikit.exception_handler",
     # DRF reads bodies as a stream, past DATA_UPLOAD_MAX_MEMORY_SIZE: these parsers apply it.
     "DEFAULT_PARSER_CLASSES": [
         "tocsin.parsers.BoundedJSONParser",
