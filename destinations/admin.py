@@ -8,7 +8,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.timezone import localtime
 
-from destinations import delivery
+from destinations import sending
 from destinations.forms import form_for_kind
 from destinations.kinds import KINDS
 from destinations.models import Delivery, Destination
@@ -142,14 +142,14 @@ class DestinationAdmin(admin.ModelAdmin):
         destination = get_object_or_404(Destination, pk=pk)
         if not self.has_change_permission(request, destination):
             raise PermissionDenied
-        level, text = outcome_message(delivery.send_test(destination, actor=request.user))
+        level, text = outcome_message(sending.send_test(destination, actor=request.user))
         self.message_user(request, text, level)
         return redirect("admin:destinations_destination_change", pk)
 
     @admin.action(description="Send a test to selected destinations", permissions=["change"])
     def send_test_selected(self, request, queryset):
         for destination in queryset:
-            level, text = outcome_message(delivery.send_test(destination, actor=request.user))
+            level, text = outcome_message(sending.send_test(destination, actor=request.user))
             self.message_user(request, text, level)
 
 
@@ -256,7 +256,7 @@ class DeliveryAdmin(admin.ModelAdmin):
             pair = (sent.destination_id, sent.incident_id)
             if sent.incident_id is not None and pair in re_sent_pairs:
                 queued += 1
-            elif delivery.resend(sent):
+            elif sending.resend(sent):
                 queued += 1
                 re_sent_pairs.add(pair)
             else:
@@ -281,7 +281,7 @@ class DeliveryAdmin(admin.ModelAdmin):
         if not self.has_resend_permission(request):
             raise PermissionDenied
         sent = get_object_or_404(Delivery, pk=pk)
-        if delivery.resend(sent):
+        if sending.resend(sent):
             self.message_user(request, "Queued to be sent again.", messages.SUCCESS)
         else:
             self.message_user(
