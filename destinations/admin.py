@@ -9,7 +9,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.timezone import localtime
 from django.views.decorators.http import require_POST
 
-from destinations import delivery
+from destinations import sending
 from destinations.forms import form_for_kind
 from destinations.kinds import KINDS
 from destinations.models import Delivery, Destination
@@ -147,7 +147,7 @@ class DestinationAdmin(AdminPages, admin.ModelAdmin):
             raise PermissionDenied
         if destination is None:
             return self.missing_object(request, object_id)
-        level, text = outcome_message(delivery.send_test(destination, actor=request.user))
+        level, text = outcome_message(sending.send_test(destination, actor=request.user))
         self.log_change(request, destination, SENT_A_TEST)
         self.message_user(request, text, level)
         return redirect(self.object_url(destination))
@@ -156,7 +156,7 @@ class DestinationAdmin(AdminPages, admin.ModelAdmin):
     def send_test_selected(self, request, queryset):
         tested = list(queryset)
         for destination in tested:
-            level, text = outcome_message(delivery.send_test(destination, actor=request.user))
+            level, text = outcome_message(sending.send_test(destination, actor=request.user))
             self.message_user(request, text, level)
         self.log_changes(request, tested, SENT_A_TEST)
 
@@ -258,7 +258,7 @@ class DeliveryAdmin(ReadOnlyLogAdmin):
             pair = (sent.destination_id, sent.incident_id)
             if sent.incident_id is not None and pair in re_sent_pairs:
                 re_sent.append(sent)
-            elif delivery.resend(sent):
+            elif sending.resend(sent):
                 re_sent.append(sent)
                 re_sent_pairs.add(pair)
             else:
@@ -284,7 +284,7 @@ class DeliveryAdmin(ReadOnlyLogAdmin):
         sent = self.get_object(request, unquote(object_id))
         if sent is None:
             return self.missing_object(request, object_id)
-        if delivery.resend(sent):
+        if sending.resend(sent):
             self.log_change(request, sent, RE_SENT)
             self.message_user(request, "Queued to be sent again.", messages.SUCCESS)
         else:

@@ -4,7 +4,7 @@ from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from destinations import delivery
+from destinations import sending
 from destinations.kinds import KINDS
 from destinations.kinds.base import clean_config, public_config
 from destinations.models import Delivery, Destination
@@ -88,7 +88,7 @@ class DestinationViewSet(viewsets.ModelViewSet):
     @action(detail=True, methods=["post"], serializer_class=NoBody)
     def test(self, request, pk=None):
         """Send a test notification now and return its delivery record."""
-        sent = delivery.send_test(self.get_object(), actor=request.user)
+        sent = sending.send_test(self.get_object(), actor=request.user)
         return Response(DeliverySerializer(sent).data, status=status.HTTP_201_CREATED)
 
 
@@ -113,7 +113,7 @@ class DeliveryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
     @action(detail=True, methods=["post"], serializer_class=NoBody)
     def resend(self, request, pk=None):
         sent = self.get_object()
-        if not delivery.resend(sent):
+        if not sending.resend(sent):
             return Response(
                 {"detail": "The delivery, or a later one for the same incident and "
                            "destination, is still pending."},

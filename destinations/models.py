@@ -3,6 +3,8 @@ import uuid
 from django.db import models
 from django.db.models import Exists, OuterRef, Q
 
+from tocsin.outbox import OutboxItem
+
 
 class Destination(models.Model):
     """Somewhere an incident's state changes are sent (a Slack channel, a PagerDuty service…)."""
@@ -44,21 +46,17 @@ class Destination(models.Model):
         return f"{self.name} ({self.get_kind_display()})"
 
 
-class Delivery(models.Model):
+class Delivery(OutboxItem):
     """One lifecycle event of one incident sent to one destination, with every attempt's
     outcome. Created before the first attempt, in the transaction that changed the
-    incident, so a crash after the change cannot lose the notification."""
+    incident, so a crash after the change cannot lose the notification. Sent by
+    destinations.sending (the outbox: tocsin/outbox.py)."""
 
     class Event(models.TextChoices):
         TRIGGERED = "triggered", "Triggered"
         ACKNOWLEDGED = "acknowledged", "Acknowledged"
         RESOLVED = "resolved", "Resolved"
         TEST = "test", "Test"
-
-    class Status(models.TextChoices):
-        PENDING = "pending", "Pending"
-        SENT = "sent", "Sent"
-        FAILED = "failed", "Failed"
 
     uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     destination = models.ForeignKey(
@@ -70,23 +68,11 @@ class Delivery(models.Model):
     )
     event = models.CharField(max_length=20, choices=Event.choices)
     actor = models.CharField(max_length=150, blank=True)
-    status = models.CharField(
-        max_length=10, choices=Status.choices, default=Status.PENDING, db_index=True
-    )
-    attempts = models.PositiveIntegerField(default=0)
     response_status = models.PositiveIntegerField(null=True, blank=True)
     response_body = models.TextField(blank=True)
     remote_id = models.CharField(max_length=255, blank=True)
-    error = models.TextField(blank=True)
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
-    next_attempt_at = models.DateTimeField(null=True, blank=True)
-    # A worker owns the delivery until this time; a crashed worker's claim simply expires.
-    claimed_until = models.DateTimeField(null=True, blank=True)
-    last_attempt_at = models.DateTimeField(null=True, blank=True)
-    sent_at = models.DateTimeField(null=True, blank=True)
 
-    class Meta:
-        ordering = ["-created_at", "-id"]
+    class Meta(OutboxItem.Meta):
         verbose_name_plural = "deliveries"
         permissions = [("resend_delivery", "Can re-send deliveries")]
         constraints = [
@@ -98,7 +84,6 @@ class Delivery(models.Model):
                 name="one_delivery_per_destination_incident_event",
             )
         ]
-        indexes = [models.Index(fields=["status", "next_attempt_at"])]
 
     def __str__(self):
         return f"{self.get_event_display()} → {self.destination.name}"

@@ -1,6 +1,8 @@
 from django.db import models
 from django.db.models import Q
 
+from tocsin.outbox import OutboxItem
+
 
 class NotificationType(models.TextChoices):
     INCIDENTS = "incidents", "Incidents"
@@ -64,13 +66,9 @@ class NotificationSettings(models.Model):
         return self.overrides().get(kind) or list(self.default_recipients)
 
 
-class Notification(models.Model):
-    """One email the portal sends, recorded before it is sent, like a delivery."""
-
-    class Status(models.TextChoices):
-        PENDING = "pending", "Pending"
-        SENT = "sent", "Sent"
-        FAILED = "failed", "Failed"
+class Notification(OutboxItem):
+    """One email the portal sends, recorded before it is sent, like a delivery. Sent by
+    notifications.sending (the outbox: tocsin/outbox.py)."""
 
     type = models.CharField(max_length=20, choices=NotificationType.choices)
     event = models.CharField(max_length=64, help_text="What happened, e.g. incident.resolved")
@@ -89,17 +87,8 @@ class Notification(models.Model):
         "incidents.Incident", null=True, blank=True, on_delete=models.CASCADE,
         related_name="notifications",
     )
-    status = models.CharField(
-        max_length=10, choices=Status.choices, default=Status.PENDING, db_index=True)
-    attempts = models.PositiveIntegerField(default=0)
-    error = models.TextField(blank=True)
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
-    next_attempt_at = models.DateTimeField(null=True, blank=True)
-    claimed_until = models.DateTimeField(null=True, blank=True)
-    sent_at = models.DateTimeField(null=True, blank=True)
 
-    class Meta:
-        ordering = ["-created_at", "-id"]
+    class Meta(OutboxItem.Meta):
         permissions = [("resend_notification", "Can re-send notifications")]
 
     def __str__(self):

@@ -11,8 +11,8 @@ from django.db import transaction
 from django.template.loader import render_to_string
 from django.utils import timezone
 
-from notifications import queue
 from notifications.models import Notification, NotificationSettings
+from notifications.sending import notification_outbox
 
 
 @dataclass
@@ -62,4 +62,4 @@ def record(kind: str, event: str, key: str, email: Email, *, recipients=None,
 def queue_key(key: str) -> None:
     pending = Notification.objects.filter(dedup_key=key, status=Notification.Status.PENDING)
     for notification_id in pending.values_list("pk", flat=True):
-        queue.enqueue(notification_id)
+        notification_outbox.enqueue(notification_id)

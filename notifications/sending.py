@@ -1,22 +1,17 @@
-"""Sending recorded notifications: claim, send through Django's mail framework, record.
+"""Sending recorded notifications: an outbox (tocsin/outbox.py) whose rows are emails sent
+through Django's mail framework.
 
 Same rules as destination deliveries: one worker wins the claim (a conditional UPDATE),
 connection trouble and 4xx SMTP replies are retried with backoff, refusals are final, and
 a minute sweeper queues whatever is due and unclaimed.
 """
 
-import logging
-
 from django.core.mail import EmailMultiAlternatives
-from django.utils import timezone
 
-from notifications import queue
 from notifications.models import Notification
-from tocsin import outbox
-from tocsin.transport import TransportError
+from tocsin.outbox import Outbox
+from tocsin.transport import Result
 from tocsin.transport.mail import send_mail
-
-logger = logging.getLogger(__name__)
 
 Status = Notification.Status
 
@@ -33,42 +28,30 @@ def build(notification: Notification) -> EmailMultiAlternatives:
     return mail
 
 
+class NotificationOutbox(Outbox):
+    model = Notification
+    task = "notifications.sending.send_notification"
+    group = "notifications"
+
+    def send(self, notification: Notification) -> Result:
+        return send_mail(build(notification))
+
+
+notification_outbox = NotificationOutbox()
+
+
 def send_notification(notification_id: int) -> str:
-    if not outbox.claim(Notification, notification_id):
-        return "not due or already taken"
-    notification = Notification.objects.get(pk=notification_id)
-    try:
-        send_mail(build(notification))
-    except TransportError as exc:
-        return record_failure(notification, exc)
-    except Exception as exc:
-        # A bug or an unexpected backend error: record it (never leave the row claimed
-        # and pending with no error), a person can re-send after a fix.
-        logger.exception("Notification %s raised unexpectedly", notification_id)
-        return record_failure(
-            notification, TransportError(f"{exc.__class__.__name__}: {exc}", permanent=True))
-    Notification.objects.filter(pk=notification_id).update(
-        status=Status.SENT, sent_at=timezone.now(), claimed_until=None, error="",
-        next_attempt_at=None,
-    )
-    return "sent"
-
-
-def record_failure(notification: Notification, error: TransportError) -> str:
-    due = outbox.retry_or_fail(Notification, notification, error, queue.schedule_retry)
-    return "failed" if due is None else f"retry at {due.isoformat()}"
+    """The queue task. Returns what happened, for the task log."""
+    return notification_outbox.process(notification_id)
 
 
 def resend(notification: Notification) -> bool:
-    reopened = outbox.reopen(Notification, notification.pk)
+    reopened = notification_outbox.reopen([notification.pk]) == 1
     if reopened:
-        queue.enqueue(notification.pk)
+        notification_outbox.enqueue_on_commit(notification.pk)
     return reopened
 
 
 def queue_due_notifications(limit: int = 1000) -> int:
-    """Sweeper: queue again the notifications whose task was lost (see tocsin.outbox)."""
-    due = outbox.overdue_ids(Notification, limit)
-    for notification_id in due:
-        queue.enqueue(notification_id)
-    return len(due)
+    """The minute sweeper's task: queue again the notifications whose task was lost."""
+    return notification_outbox.sweep(limit)

@@ -6,7 +6,7 @@ import pytest
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from destinations import delivery
+from destinations import sending
 from destinations.models import Delivery, Destination
 from destinations.signals import destination_failing
 from incidents import lifecycle
@@ -25,7 +25,7 @@ def webhook(service, sink, **fields):
 
 def due_now(delivery_id):
     Delivery.objects.filter(pk=delivery_id).update(next_attempt_at=timezone.now())
-    delivery.send_delivery(delivery_id)
+    sending.send_delivery(delivery_id)
 
 
 def test_each_state_change_is_delivered_once_to_every_destination(
@@ -108,7 +108,7 @@ def test_429_waits_as_long_as_retry_after_says(service, http_sink, deliver_inlin
     wait = (pending.next_attempt_at - pending.last_attempt_at).total_seconds()
     assert 119 <= wait <= 121
     # Not due yet: a worker that picks it up early leaves it alone.
-    assert delivery.send_delivery(pending.pk) == "not due or already taken"
+    assert sending.send_delivery(pending.pk) == "not due or already taken"
     due_now(pending.pk)
     pending.refresh_from_db()
     assert pending.status == "sent" and pending.attempts == 2
@@ -129,7 +129,7 @@ def test_a_429_asking_for_no_wait_still_waits_the_normal_backoff(
     assert (pending.status, pending.response_status) == ("pending", 429)
     wait = (pending.next_attempt_at - pending.last_attempt_at).total_seconds()
     assert 12 <= wait <= 19  # the base backoff ±20 % jitter, and the send's own time
-    assert delivery.send_delivery(pending.pk) == "not due or already taken"
+    assert sending.send_delivery(pending.pk) == "not due or already taken"
 
 
 @pytest.mark.parametrize("retry_after", ["0", "5", PAST_DATE])
@@ -177,7 +177,8 @@ def test_backoff_with_its_jitter_never_passes_the_retry_max(settings):
     settings.TOCSIN_DELIVERY_RETRY_BASE_SECONDS = 15
     settings.TOCSIN_DELIVERY_RETRY_MAX_SECONDS = 300
     # From the fifth attempt on, 15 * 2**(n-1) is past 300: jitter may not push it higher.
-    waits = [outbox.backoff_seconds(attempts, None) for attempts in range(5, 9) for _ in range(50)]
+    policy = outbox.RetryPolicy.from_settings()
+    waits = [policy.backoff_seconds(attempts, None) for attempts in range(5, 9) for _ in range(50)]
     assert max(waits) <= 300
     assert min(waits) >= 0.8 * 240
 
@@ -217,8 +218,8 @@ def test_only_one_worker_wins_the_claim(service, http_sink):
     webhook(service, http_sink)
     lifecycle.open_incident(service=service, title="x", entity_id="e")
     pending = Delivery.objects.get()
-    assert delivery.claim(pending.pk) is True
-    assert delivery.claim(pending.pk) is False
+    assert sending.delivery_outbox.claim(pending.pk) is True
+    assert sending.delivery_outbox.claim(pending.pk) is False
 
 
 def test_an_expired_claim_is_picked_up_by_the_sweeper(service, http_sink, deliver_inline):
@@ -236,7 +237,7 @@ def test_an_expired_claim_is_picked_up_by_the_sweeper(service, http_sink, delive
         destination=Destination.objects.get(), incident=other, event="acknowledged",
         next_attempt_at=timezone.now(),
     )
-    assert delivery.queue_due_deliveries() == 1  # the fresh one is still in the queue
+    assert sending.queue_due_deliveries() == 1  # the fresh one is still in the queue
     lost.refresh_from_db()
     fresh.refresh_from_db()
     assert fresh.attempts == 0
@@ -274,7 +275,7 @@ def test_a_failed_delivery_can_be_sent_again(service, http_sink, deliver_inline)
     http_sink.reply(Reply(400, {}))
     lifecycle.open_incident(service=service, title="x", entity_id="e")
     failed = Delivery.objects.get()
-    assert delivery.resend(failed) is True
+    assert sending.resend(failed) is True
     failed.refresh_from_db()
     # A re-send starts a fresh retry budget: its attempts count from zero again.
     assert failed.status == "sent" and failed.attempts == 1
@@ -284,7 +285,7 @@ def test_a_test_send_reaches_the_destination_without_an_incident(http_sink, deli
     destination = Destination.objects.create(
         name="hook", kind="webhook", config={"url": f"{http_sink.url}/hook"}
     )
-    test = delivery.send_test(destination)
+    test = sending.send_test(destination)
     test.refresh_from_db()
     assert test.status == "sent" and test.incident is None
     assert http_sink.requests[0].json["event"] == "test"

@@ -11,7 +11,7 @@ import pytest
 from django.db import connection, connections
 from django.utils import timezone
 
-from destinations import delivery
+from destinations import sending
 from destinations.models import Delivery
 from incidents import lifecycle
 from tests.delivery_helpers import make_destination
@@ -55,7 +55,7 @@ def test_parallel_workers_send_one_delivery_exactly_once(service, http_sink, mon
     lifecycle.open_incident(service=service, title="x", entity_id="e")
     pending = Delivery.objects.get()
 
-    results = in_parallel(delivery.send_delivery, pending.pk)
+    results = in_parallel(sending.send_delivery, pending.pk)
 
     assert results.count("sent") == 1
     assert results.count("not due or already taken") == WORKERS - 1
@@ -69,16 +69,16 @@ def test_parallel_sweepers_and_workers_send_each_of_many_deliveries_once(
 ):
     # Every queued task runs at once in the thread that queued it, like a worker would.
     monkeypatch.setattr("tocsin.taskqueue.async_task",
-                        lambda func, delivery_id, **k: delivery.send_delivery(delivery_id))
+                        lambda func, delivery_id, **k: sending.send_delivery(delivery_id))
     for n in range(3):
         make_destination(service, "webhook", {"url": f"{http_sink.url}/hook/{n}"}, name=f"d{n}")
-    monkeypatch.setattr("destinations.delivery.queue_pending", lambda *a: None)
+    monkeypatch.setattr("destinations.sending.queue_pending", lambda *a: None)
     for n in range(10):
         lifecycle.open_incident(service=service, title=f"x{n}", entity_id=f"e{n}")
     # Their tasks were lost (queue_pending patched out) and they are now overdue.
     Delivery.objects.update(next_attempt_at=timezone.now() - timedelta(minutes=5))
 
-    in_parallel(delivery.queue_due_deliveries)
+    in_parallel(sending.queue_due_deliveries)
 
     assert Delivery.objects.filter(status="sent", attempts=1).count() == 30
     assert len(http_sink.requests) == 30
@@ -105,10 +105,10 @@ def test_parallel_sweepers_send_a_burst_once_each_and_in_order_per_incident(
     # Tasks run at once in the thread that queued them; retries are due at once and are
     # picked up by the workers below (their one-off schedules are dropped).
     monkeypatch.setattr("tocsin.taskqueue.async_task",
-                        lambda func, delivery_id, **k: delivery.send_delivery(delivery_id))
+                        lambda func, delivery_id, **k: sending.send_delivery(delivery_id))
     monkeypatch.setattr("tocsin.taskqueue.schedule", lambda *a, **k: None)
     monkeypatch.setattr("tocsin.outbox.SWEEP_GRACE_SECONDS", 0)
-    monkeypatch.setattr("destinations.delivery.queue_pending", lambda *a: None)
+    monkeypatch.setattr("destinations.sending.queue_pending", lambda *a: None)
     settings.TOCSIN_DELIVERY_RETRY_BASE_SECONDS = 0
     settings.TOCSIN_DELIVERY_MAX_ATTEMPTS = 20
     randomly = random.Random(14)
@@ -128,8 +128,8 @@ def test_parallel_sweepers_send_a_burst_once_each_and_in_order_per_incident(
         pending = list(Delivery.objects.filter(status="pending").values_list("pk", flat=True))
         random.shuffle(pending)
         for delivery_id in pending:
-            delivery.send_delivery(delivery_id)
-        delivery.queue_due_deliveries()
+            sending.send_delivery(delivery_id)
+        sending.queue_due_deliveries()
 
     for _ in range(40):
         if not Delivery.objects.filter(status="pending").exists():

@@ -7,7 +7,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from destinations import delivery
+from destinations import sending
 from destinations.models import Delivery
 from incidents import lifecycle
 from tests.conftest import api_client_for
@@ -32,7 +32,7 @@ def webhook(service, sink, path="hook", **fields):
 
 def due_now(sent: Delivery) -> str:
     Delivery.objects.filter(pk=sent.pk).update(next_attempt_at=timezone.now())
-    return delivery.send_delivery(sent.pk)
+    return sending.send_delivery(sent.pk)
 
 
 def get(incident, event, **filters) -> Delivery:
@@ -74,9 +74,9 @@ def test_the_sweeper_leaves_a_waiting_delivery_alone(service, http_sink, deliver
     Delivery.objects.exclude(event="triggered").update(
         next_attempt_at=timezone.now() - timedelta(hours=1))
 
-    assert delivery.queue_due_deliveries() == 0
+    assert sending.queue_due_deliveries() == 0
     assert len(http_sink.requests) == 1
-    assert delivery.send_delivery(get(incident, "resolved").pk) == (
+    assert sending.send_delivery(get(incident, "resolved").pk) == (
         f"waiting for delivery #{get(incident, 'triggered').pk}")
 
 
@@ -173,7 +173,7 @@ def test_a_test_send_is_not_held_back_by_pending_deliveries(service, http_sink, 
     http_sink.reply(Reply(503, {}))
     lifecycle.open_incident(service=service, title="x", entity_id="e")
 
-    test = delivery.send_test(destination)
+    test = sending.send_test(destination)
 
     assert test.status == "sent"
     assert [r.json["event"] for r in http_sink.requests] == ["triggered", "test"]
@@ -191,7 +191,7 @@ def test_the_sweeper_sends_a_waiting_delivery_whose_turn_came_but_was_not_queued
     Delivery.objects.filter(event="resolved").update(
         next_attempt_at=timezone.now() - timedelta(minutes=2))
 
-    assert delivery.queue_due_deliveries() == 1
+    assert sending.queue_due_deliveries() == 1
     assert get(incident, "resolved").status == "sent"
     assert [r.json["event"] for r in http_sink.requests] == ["triggered", "resolved"]
 
@@ -207,7 +207,7 @@ def test_re_sending_a_failed_trigger_sends_the_resolve_again_after_it(
     trigger = get(incident, "triggered")
     assert trigger.status == "failed" and get(incident, "resolved").status == "sent"
 
-    assert delivery.resend(trigger) is True
+    assert sending.resend(trigger) is True
 
     # Otherwise the incident would stay open on the other side, re-triggered after its resolve.
     assert [r.json["event_action"] for r in http_sink.requests] == [
@@ -226,7 +226,7 @@ def test_a_re_send_is_refused_while_a_later_delivery_of_the_pair_is_pending(
     trigger = get(incident, "triggered")
     assert get(incident, "resolved").status == "pending"
 
-    assert delivery.resend(trigger) is False
+    assert sending.resend(trigger) is False
 
     trigger.refresh_from_db()
     assert trigger.status == "failed"
@@ -240,11 +240,11 @@ def test_a_re_sent_acknowledge_waits_for_a_re_sent_trigger(service, http_sink, d
     lifecycle.acknowledge(incident)
     trigger, ack = get(incident, "triggered"), get(incident, "acknowledged")
     http_sink.reply(Reply(503, {}))
-    assert delivery.resend(trigger) is True  # re-sends the acknowledge too; trigger: 503
+    assert sending.resend(trigger) is True  # re-sends the acknowledge too; trigger: 503
 
     ack.refresh_from_db()
     assert (ack.status, ack.attempts) == ("pending", 0)
-    assert delivery.resend(ack) is False  # still pending, waiting for the trigger
+    assert sending.resend(ack) is False  # still pending, waiting for the trigger
 
     due_now(trigger)
     assert [r.json["event"] for r in http_sink.requests] == [

@@ -20,7 +20,7 @@ import pytest
 from django.contrib.auth.models import User
 from django.utils import timezone
 
-from destinations import delivery
+from destinations import sending
 from destinations.kinds import KINDS
 from destinations.kinds.base import clean_config
 from destinations.models import Delivery, RemoteRecord
@@ -172,7 +172,7 @@ def ticketing(service, api):
 def send_again(row: Delivery) -> Delivery:
     """Run a pending delivery's next attempt now, as the scheduled retry would."""
     Delivery.objects.filter(pk=row.pk).update(next_attempt_at=timezone.now())
-    delivery.send_delivery(row.pk)
+    sending.send_delivery(row.pk)
     row.refresh_from_db()
     return row
 
@@ -235,7 +235,7 @@ def test_an_acknowledge_recorded_before_the_trigger_is_sent_waits_and_updates_it
     api, ticketing, service, deliver_inline, monkeypatch
 ):
     with monkeypatch.context() as held:  # the trigger waits in the queue
-        held.setattr("destinations.queue.enqueue", lambda delivery_id: None)
+        held.setattr(sending.delivery_outbox, "enqueue", lambda delivery_id: None)
         incident = lifecycle.open_incident(service=service, title="Disk full", entity_id="e")
     lifecycle.acknowledge(incident)
     # Deliveries of one incident go out in order: the acknowledge may not create the
@@ -244,7 +244,7 @@ def test_an_acknowledge_recorded_before_the_trigger_is_sent_waits_and_updates_it
     acknowledge = Delivery.objects.get(event="acknowledged")
     assert (acknowledge.status, acknowledge.attempts) == ("pending", 0)
 
-    delivery.send_delivery(Delivery.objects.get(event="triggered").pk)
+    sending.send_delivery(Delivery.objects.get(event="triggered").pk)
     [record_id] = api.records
     assert api.requests == [CREATE[api.kind], update(api.kind, record_id)]
     assert [d.status for d in Delivery.objects.order_by("id")] == ["sent", "sent"]

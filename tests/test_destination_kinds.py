@@ -649,11 +649,11 @@ TEST_KEY_FIELD = {
 def test_a_test_send_of_every_kind_never_touches_a_real_incident(
     kind, service, http_sink, deliver_inline
 ):
-    from destinations import delivery
+    from destinations import sending
 
     target = destination(service, kind, HTTP_CONFIGS[kind](http_sink.url))
     http_sink.default = Reply(200, {"result": {"sys_id": SYS_ID}, "ticket": {"id": 1}})
-    test = delivery.send_test(target)
+    test = sending.send_test(target)
 
     assert (test.status, test.attempts, test.incident) == ("sent", 1, None)
     assert [r.method for r in http_sink.requests] == ["POST"]

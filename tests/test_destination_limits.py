@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from destinations import delivery
+from destinations import sending
 from destinations.models import Delivery
 from incidents import lifecycle
 from tests.delivery_helpers import make_destination
@@ -136,7 +136,7 @@ def test_a_send_test_in_the_web_request_stops_at_the_shorter_test_deadline(
     monkeypatch.setattr(http, "TEST_SEND_DEADLINE_SECONDS", 1)
     target = make_destination(service, "webhook", {"url": f"{drip.url}/hook"})
     started = time.monotonic()
-    test = delivery.send_test(target)
+    test = sending.send_test(target)
     assert time.monotonic() - started < 4
     assert (test.status, test.attempts) == ("pending", 1)
     assert "delivery deadline of 1 s" in test.error

@@ -10,8 +10,8 @@ from django.db import IntegrityError, transaction
 from django.urls import reverse
 from django.utils import timezone
 
-from destinations.delivery import note_destination_failure
 from destinations.models import Destination
+from destinations.sending import note_destination_failure
 from incidents import escalations, lifecycle
 from incidents.models import SLA, Incident
 from integrations.models import Integration, IntegrationToken

@@ -96,7 +96,7 @@ def test_sync_removes_a_second_schedule_of_a_declared_job(db):
 
 def test_sync_leaves_one_off_retry_schedules_alone(db):
     retry = Schedule.objects.create(
-        name="retry delivery 7 120000000000", func="destinations.delivery.send_delivery",
+        name="retry delivery 7 120000000000", func="destinations.sending.send_delivery",
         args="7", schedule_type=Schedule.ONCE, repeats=-1,
         next_run=timezone.now() + timedelta(minutes=2),
     )

@@ -19,15 +19,15 @@ import pytest
 from django.contrib.auth.models import User
 from django.urls import reverse
 
-from destinations import queue as delivery_queue
 from destinations.models import Destination
+from destinations.sending import delivery_outbox
 from incidents import lifecycle
 from incidents.models import EscalationPolicy, Incident, Tag
 from integrations import queue as inbound_queue
 from integrations.models import Alert, InboundEvent
 from integrations.processing import process_event
-from notifications import queue as notification_queue
 from notifications.models import NotificationSettings
+from notifications.sending import notification_outbox
 from tests.conftest import api_client_for, make_user
 from tests.ingest_helpers import post_event
 
@@ -181,7 +181,7 @@ def test_alert_that_opens_an_incident_costs_thirty_queries(
     incident = Incident.objects.get(entity_id="db")
     assert Alert.objects.get(inbound_event=event).incident == incident
     assert [task for task, *_ in handed_to_queue] == [
-        delivery_queue.SEND_TASK, notification_queue.SEND_TASK]
+        delivery_outbox.task, notification_outbox.task]
 
 
 def test_alert_that_joins_an_open_incident_costs_eleven_queries(
@@ -303,4 +303,4 @@ def test_alert_that_resolves_an_open_incident_costs_twenty_six_queries(
     assert incident.status == "resolved"
     assert Alert.objects.get(inbound_event=event).incident == incident
     assert [task for task, *_ in handed_to_queue] == [
-        delivery_queue.SEND_TASK, notification_queue.SEND_TASK]
+        delivery_outbox.task, notification_outbox.task]

@@ -39,7 +39,7 @@ class Job:
 JOBS = [
     Job("Requeue stale inbound events", "integrations.tasks.requeue_stale_events", 1),
     Job("Prune old inbound events", "integrations.tasks.prune_inbound_events", 60),
-    Job("Queue due deliveries", "destinations.delivery.queue_due_deliveries", 1),
+    Job("Queue due deliveries", "destinations.sending.queue_due_deliveries", 1),
     Job("Queue due notifications", "notifications.sending.queue_due_notifications", 1),
     Job("Escalate SLA breaches", "incidents.escalations.check_sla_breaches", 1),
 ]

@@ -1,5 +1,5 @@
 """Deliveries: recording what must be sent, sending it once per attempt, and recording how
-it went.
+it went. Deliveries are an outbox (tocsin/outbox.py); this module fills its hooks.
 
 Lifecycle of a delivery:
 1. ``record_deliveries`` runs inside the transaction that changed the incident and inserts
@@ -7,10 +7,11 @@ Lifecycle of a delivery:
    rows are handed to the queue.
 2. ``send_delivery`` (a django-q2 task) claims the row with a conditional UPDATE that only
    one worker can win, builds the kind's message and sends it through tocsin.transport.http.
-3. The outcome is written back: sent; failed (permanent error, or attempts used up); or
-   pending again with ``next_attempt_at`` set by exponential backoff (or a longer
-   Retry-After) and a one-off schedule to try then. The minute sweeper re-queues anything
-   left behind.
+3. The outcome is written back in one transaction with what follows from it (the
+   destination's failure count, the timeline entry, a Platform Action): sent; failed
+   (permanent error, or attempts used up); or pending again with ``next_attempt_at`` set
+   by exponential backoff (or a longer Retry-After) and a one-off schedule to try then. The
+   minute sweeper re-queues anything left behind.
 
 Order: the deliveries of one (destination, incident) go out one at a time, in the order the
 events happened. The claim's UPDATE does not match a delivery while an earlier one of its
@@ -26,20 +27,73 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from destinations import queue
 from destinations.kinds import kind_for
 from destinations.kinds.base import Message
 from destinations.models import Delivery, Destination
 from destinations.signals import destination_failing
 from incidents.links import incident_url
 from incidents.models import Incident, TimelineEntry
-from tocsin import outbox
+from tocsin.outbox import Outbox
 from tocsin.transport import Result, TransportError, http
 from tocsin.transport.http import EXCERPT_CHARS
 
 logger = logging.getLogger(__name__)
 
 Status = Delivery.Status
+
+
+class DeliveryOutbox(Outbox):
+    model = Delivery
+    task = "destinations.sending.send_delivery"
+    group = "deliveries"
+    select_related = ("destination", "incident__service__team")
+
+    def send(self, delivery: Delivery) -> Result:
+        with http.one_send():
+            return kind_for(delivery.destination.kind).send(build_message(delivery))
+
+    def waiting(self):
+        return Delivery.behind_earlier_pending()
+
+    def claim_refused(self, delivery_id: int) -> str:
+        blocker = note_waiting(delivery_id)
+        if blocker is not None:
+            return f"waiting for delivery #{blocker.pk}"
+        return super().claim_refused(delivery_id)
+
+    def note(self, delivery: Delivery) -> str:
+        return after_failures_note(delivery)
+
+    def sent_fields(self, result: Result) -> dict:
+        return {"response_status": result.status,
+                "response_body": result.body[:EXCERPT_CHARS],
+                "remote_id": result.remote_id[:255]}
+
+    def failure_fields(self, error: TransportError) -> dict:
+        return {"response_status": error.status, "response_body": error.body[:EXCERPT_CHARS]}
+
+    def on_sent(self, delivery: Delivery, result: Result) -> None:
+        # Only write to the destination when it had been failing: the common case costs
+        # nothing.
+        Destination.objects.filter(pk=delivery.destination_id).filter(
+            Q(consecutive_failures__gt=0) | Q(failing=True)
+        ).update(consecutive_failures=0, failing=False, last_error="")
+        add_timeline_entry(delivery, f"Sent to {delivery.destination.name}"
+                           + (f" (HTTP {result.status})" if result.status else ""))
+        queue_next(delivery)
+
+    def on_failed(self, delivery: Delivery, error: TransportError) -> None:
+        # Finally failed: the later events of the incident must not wait for it any longer.
+        queue_next(delivery)
+        attempts = delivery.attempts
+        note_destination_failure(delivery.destination, str(error))
+        add_timeline_entry(
+            delivery, f"Delivery to {delivery.destination.name} failed after "
+                      f"{attempts} attempt{'s' if attempts != 1 else ''}: {str(error)[:300]}",
+        )
+
+
+delivery_outbox = DeliveryOutbox()
 
 
 def record_deliveries(sender, incident: Incident, new_status: str, actor=None, **kwargs):
@@ -64,37 +118,12 @@ def queue_pending(incident_id: int, event: str) -> None:
         incident_id=incident_id, event=event, status=Status.PENDING
     ).values_list("pk", flat=True)
     for delivery_id in pending:
-        queue.enqueue(delivery_id)
-
-
-def claim(delivery_id: int) -> bool:
-    return outbox.claim(Delivery, delivery_id, waiting=Delivery.behind_earlier_pending(),
-                        last_attempt_at=timezone.now())
+        delivery_outbox.enqueue(delivery_id)
 
 
 def send_delivery(delivery_id: int) -> str:
     """The queue task. Returns what happened, for the task log."""
-    if not claim(delivery_id):
-        blocker = note_waiting(delivery_id)
-        if blocker is not None:
-            return f"waiting for delivery #{blocker.pk}"
-        return "not due or already taken"
-    delivery = Delivery.objects.select_related(
-        "destination", "incident__service__team"
-    ).get(pk=delivery_id)
-    note = after_failures_note(delivery)
-    try:
-        with http.one_send():
-            result = kind_for(delivery.destination.kind).send(build_message(delivery))
-    except TransportError as exc:
-        return record_failure(delivery, exc, note)
-    except Exception as exc:
-        # A bug, not the remote side: keep the cause; a person can re-send after a fix.
-        logger.exception("Delivery %s raised unexpectedly", delivery_id)
-        return record_failure(
-            delivery, TransportError(f"{exc.__class__.__name__}: {exc}", permanent=True), note
-        )
-    return record_success(delivery, result, note)
+    return delivery_outbox.process(delivery_id)
 
 
 def note_waiting(delivery_id: int) -> Delivery | None:
@@ -135,7 +164,7 @@ def queue_next(delivery: Delivery) -> None:
     following = delivery.same_pair().filter(
         pk__gt=delivery.pk, status=Status.PENDING).values_list("pk", flat=True).first()
     if following is not None:
-        transaction.on_commit(lambda: queue.enqueue(following))
+        delivery_outbox.enqueue_on_commit(following)
 
 
 def build_message(delivery: Delivery) -> Message:
@@ -174,41 +203,6 @@ def test_message(delivery: Delivery, config: dict) -> Message:
             f"{delivery.destination_id}/change/",
         created_at=delivery.created_at, occurred_at=timezone.now(), actor=delivery.actor,
     )
-
-
-def record_success(delivery: Delivery, result: Result, note: str = "") -> str:
-    now = timezone.now()
-    Delivery.objects.filter(pk=delivery.pk).update(
-        status=Status.SENT, sent_at=now, claimed_until=None, next_attempt_at=None, error=note,
-        response_status=result.status, response_body=result.body[:EXCERPT_CHARS],
-        remote_id=result.remote_id[:255],
-    )
-    # Only write to the destination when it had been failing: the common case costs nothing.
-    Destination.objects.filter(pk=delivery.destination_id).filter(
-        Q(consecutive_failures__gt=0) | Q(failing=True)
-    ).update(consecutive_failures=0, failing=False, last_error="")
-    add_timeline_entry(delivery, f"Sent to {delivery.destination.name}"
-                       + (f" (HTTP {result.status})" if result.status else ""))
-    queue_next(delivery)
-    return "sent"
-
-
-def record_failure(delivery: Delivery, error: TransportError, note: str = "") -> str:
-    due = outbox.retry_or_fail(
-        Delivery, delivery, error, queue.schedule_retry, note=note,
-        response_status=error.status, response_body=error.body[:EXCERPT_CHARS],
-    )
-    if due is not None:
-        return f"retry at {due.isoformat()}"
-    # Finally failed: the later events of the incident must not wait for it any longer.
-    queue_next(delivery)
-    attempts = delivery.attempts
-    note_destination_failure(delivery.destination, str(error))
-    add_timeline_entry(
-        delivery, f"Delivery to {delivery.destination.name} failed after "
-                  f"{attempts} attempt{'s' if attempts != 1 else ''}: {str(error)[:300]}",
-    )
-    return "failed"
 
 
 def note_destination_failure(destination: Destination, error: str) -> None:
@@ -255,9 +249,9 @@ def resend(delivery: Delivery) -> bool:
             if later.filter(status=Status.PENDING).exists():
                 return False
             rows = list(later.values_list("pk", flat=True))
-        if not outbox.reopen_all(Delivery, rows):
+        if not delivery_outbox.reopen(rows):
             return False
-        transaction.on_commit(lambda: queue.enqueue(delivery.pk))
+        delivery_outbox.enqueue_on_commit(delivery.pk)
     return True
 
 
@@ -275,8 +269,5 @@ def send_test(destination: Destination, *, actor=None) -> Delivery:
 
 
 def queue_due_deliveries(limit: int = 1000) -> int:
-    """Sweeper: queue again the deliveries whose task was lost (see tocsin.outbox)."""
-    due = outbox.overdue_ids(Delivery, limit, waiting=Delivery.behind_earlier_pending())
-    for delivery_id in due:
-        queue.enqueue(delivery_id)
-    return len(due)
+    """The minute sweeper's task: queue again the deliveries whose task was lost."""
+    return delivery_outbox.sweep(limit)
