@@ -6,7 +6,9 @@ class DestinationsConfig(AppConfig):
     verbose_name = "Alert destinations"
 
     def ready(self):
-        from destinations.sending import record_deliveries  # models load only once apps are ready
+        from destinations import contributions  # models load only once apps are ready
+        from destinations.sending import record_deliveries
         from incidents.signals import incident_status_recorded
 
         incident_status_recorded.connect(record_deliveries, dispatch_uid="destinations")
+        contributions.register()

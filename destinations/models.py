@@ -37,6 +37,11 @@ class Destination(models.Model):
     )
     consecutive_failures = models.PositiveIntegerField(default=0, editable=False)
     last_error = models.TextField(blank=True, editable=False)
+    # Routing lives here, not on Service: destinations depend on incidents, never the
+    # reverse (docs/architecture.md). service.destinations still reads the same.
+    services = models.ManyToManyField(
+        "incidents.Service", blank=True, related_name="destinations"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

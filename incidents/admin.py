@@ -10,28 +10,13 @@ from django.utils.html import format_html, format_html_join
 from django.utils.timezone import localtime
 from django.views.decorators.http import require_POST
 
-from incidents import lifecycle
+from incidents import extensions, lifecycle
 from incidents.models import SLA, EscalationPolicy, Incident, Priority, Service, Tag, Team
 from tocsin.adminkit import CSS, JS, AdminPages, badge
 
 admin.site.site_header = "Tocsin"
 admin.site.site_title = "Tocsin"
 admin.site.index_title = "Incident response"
-
-
-def delivery_badges(deliveries) -> list:
-    """Status badges for an incident's deliveries in sending order. A pending one with an
-    earlier pending one for the same destination is waiting behind it, as the delivery log
-    shows (docs/destinations.md); told apart here from the rows already loaded."""
-    pending_destinations, badges = set(), []
-    for sent in deliveries:
-        if sent.status == "pending" and sent.destination_id in pending_destinations:
-            badges.append(badge("waiting", "Waiting"))
-        else:
-            badges.append(badge(sent.status, sent.get_status_display()))
-        if sent.status == "pending":
-            pending_destinations.add(sent.destination_id)
-    return badges
 
 
 @admin.register(Team)
@@ -60,8 +45,11 @@ class ServiceAdmin(admin.ModelAdmin):
     list_display = ["name", "team", "open_incidents", "integration_count"]
     list_filter = ["team"]
     search_fields = ["name", "description"]
-    filter_horizontal = ["destinations"]
     autocomplete_fields = ["team"]
+
+    def get_inlines(self, request, obj):
+        # The destinations app adds the service's destinations (incidents/extensions.py).
+        return [*self.inlines, *extensions.service_inlines]
 
     def get_queryset(self, request):
         return (
@@ -128,11 +116,10 @@ class IncidentAdmin(AdminPages, admin.ModelAdmin):
         ]}),
         ("Times", {"fields": ["created_at", "acknowledged_at", "resolved_at", "unique_id"]}),
         ("Timeline", {"fields": ["timeline_html"]}),
-        ("Deliveries", {"fields": ["deliveries_html"]}),
     ]
     readonly_fields = [
         "status_label", "service", "entity_id", "drill", "created_at", "acknowledged_at",
-        "resolved_at", "unique_id", "timeline_html", "deliveries_html",
+        "resolved_at", "unique_id", "timeline_html",
     ]
     filter_horizontal = ["tags"]
 
@@ -196,30 +183,15 @@ class IncidentAdmin(AdminPages, admin.ModelAdmin):
         )
         return format_html('<ol class="tocsin-timeline">{}</ol>', rows)
 
-    @admin.display(description="Sent to destinations")
-    def deliveries_html(self, incident):
-        # The reverse relation keeps this app free of imports from destinations.
-        sent = incident.deliveries.select_related("destination").order_by("created_at", "id")
-        if not sent:
-            return "No destinations were told about this incident."
-        rows = format_html_join(
-            "", '<tr><td><a href="{}">{}</a></td><td>{}</td><td>{}</td><td>{}</td>'
-            "<td>{}</td><td>{}</td></tr>",
-            (
-                (reverse("admin:destinations_delivery_change", args=[d.pk]), d.destination.name,
-                 d.get_event_display(), status, d.attempts, d.response_status or "",
-                 d.error[:120])
-                for d, status in zip(sent, delivery_badges(sent), strict=True)
-            ),
-        )
-        log = reverse("admin:destinations_delivery_changelist")
-        return format_html(
-            '<table class="tocsin-deliveries"><thead><tr><th>Destination</th><th>Event</th>'
-            "<th>Status</th><th>Attempts</th><th>HTTP</th><th>Error</th></tr></thead>"
-            '<tbody>{}</tbody></table><p><a href="{}?incident__id__exact={}">Delivery log for '
-            "this incident</a></p>",
-            rows, log, incident.pk,
-        )
+    def get_fieldsets(self, request, obj=None):
+        # Sections other apps add below the timeline, such as what the destinations app
+        # sent (incidents/extensions.py).
+        panels = [(panel.title, {"fields": [panel.render]}) for panel in extensions.incident_panels]
+        return [*super().get_fieldsets(request, obj), *panels]
+
+    def get_readonly_fields(self, request, obj=None):
+        panels = [panel.render for panel in extensions.incident_panels]
+        return [*super().get_readonly_fields(request, obj), *panels]
 
     def _change_selected(self, request, queryset, change, verb):
         changed = [incident for incident in queryset if change(incident, actor=request.user)]

@@ -4,7 +4,7 @@ from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from incidents import lifecycle
+from incidents import extensions, lifecycle
 from incidents.models import Incident, Service, Team, TimelineEntry
 from tocsin.apikit import ModelSerializer, NoBody
 
@@ -19,11 +19,16 @@ class TeamSerializer(ModelSerializer):
 class ServiceSerializer(ModelSerializer):
     class Meta:
         model = Service
-        fields = [
-            "id", "name", "description", "team", "destinations", "escalation_policy",
-            "created_at",
-        ]
-        extra_kwargs = {"destinations": {"required": False}}
+        fields = ["id", "name", "description", "team", "escalation_policy", "created_at"]
+
+    def get_fields(self):
+        """The service's own fields and those other apps contribute (incidents/extensions.py:
+        the destinations app adds ``destinations``), which the API has always listed right
+        after the team."""
+        own = list(super().get_fields().items())
+        after_team = [name for name, _ in own].index("team") + 1
+        contributed = [(extra.name, extra.make()) for extra in extensions.service_api_fields]
+        return dict(own[:after_team] + contributed + own[after_team:])
 
 
 class TimelineEntrySerializer(ModelSerializer):
@@ -76,11 +81,15 @@ class TeamViewSet(viewsets.ModelViewSet):
 
 
 class ServiceViewSet(viewsets.ModelViewSet):
-    queryset = Service.objects.prefetch_related("destinations")
+    queryset = Service.objects.all()
     serializer_class = ServiceSerializer
     ordering = ["name", "id"]
     ordering_fields = ["name", "created_at", "id"]
     filterset_fields = ["team", "name"]
+
+    def get_queryset(self):
+        related = [extra.prefetch for extra in extensions.service_api_fields if extra.prefetch]
+        return super().get_queryset().prefetch_related(*related)
 
 
 class IncidentViewSet(

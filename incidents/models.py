@@ -81,9 +81,6 @@ class Service(models.Model):
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True)
     team = models.ForeignKey(Team, on_delete=models.PROTECT, related_name="services")
-    destinations = models.ManyToManyField(
-        "destinations.Destination", blank=True, related_name="services"
-    )
     escalation_policy = models.ForeignKey(
         EscalationPolicy, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

@@ -1,15 +1,26 @@
 """Give the roles their delivery permissions.
 
-Responders see deliveries (the incident page lists them); Managers also re-send them. (This
-migration also scheduled the delivery sweeper; tocsin.jobs declares it now, and migrate
-keeps its schedule.)
+Responders see destinations and deliveries (the incident page lists them); Managers also
+manage destinations and re-send deliveries.
+
+Edited after release: the destination permissions were granted by incidents/0002_roles,
+which now grants only incidents' own. On a database migrated before the edit both
+migrations have run and neither runs again, so its groups keep what they hold; on a fresh
+database this migration grants what the old roles migration granted, so the groups end with
+the same permissions (tests/test_migration_upgrade.py). Administrators hold every
+permission through incidents/roles.py.
+
+(This migration also scheduled the delivery sweeper; tocsin/jobs.py declares it now, and
+migrate keeps its schedule.)
 """
 
 from django.contrib.auth.management import create_permissions
 from django.db import migrations
 
-RESPONDER = ["view_delivery"]
-MANAGER = ["view_delivery", "resend_delivery"]
+RESPONDER = ["view_destination", "view_delivery"]
+MANAGER = RESPONDER + [
+    "add_destination", "change_destination", "delete_destination", "resend_delivery",
+]
 
 
 def grant(apps, schema_editor):

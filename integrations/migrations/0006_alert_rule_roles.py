@@ -1,11 +1,29 @@
-"""Give the roles their alert rule permissions: Managers edit rules, Responders see them
-(to understand why an alert was suppressed or changed)."""
+"""Give the roles their integrations permissions: Managers edit rules, Responders see them
+(to understand why an alert was suppressed or changed).
+
+Edited after release: the integration, token, alert and inbound event permissions were
+granted by incidents/0002_roles, which now grants only incidents' own. On a database
+migrated before the edit both migrations have run and neither runs again, so its groups
+keep what they hold; on a fresh database this migration grants what the old roles migration
+granted, so the groups end with the same permissions (tests/test_migration_upgrade.py).
+Reversing it still removes only the alert rule permissions, as it always did.
+Administrators hold every permission through incidents/roles.py.
+"""
 
 from django.contrib.auth.management import create_permissions
 from django.db import migrations
 
-RESPONDER = ["view_alertrule"]
-MANAGER = ["add_alertrule", "change_alertrule", "delete_alertrule", "view_alertrule"]
+RULES_RESPONDER = ["view_alertrule"]
+RULES_MANAGER = ["add_alertrule", "change_alertrule", "delete_alertrule", "view_alertrule"]
+
+RESPONDER = ["view_integration", "view_alert", "view_inboundevent"] + RULES_RESPONDER
+MANAGER = RESPONDER + [
+    f"{action}_{model}" for model in ("integration", "integrationtoken")
+    for action in ("add", "change", "delete", "view")
+] + [
+    # Reprocessing a failed inbound event is a change of that event.
+    "change_inboundevent",
+] + RULES_MANAGER
 
 
 def grant(apps, schema_editor):
@@ -28,7 +46,7 @@ def revoke(apps, schema_editor):
     Permission = apps.get_model("auth", "Permission")
     for group in Group.objects.filter(name__in=["Responder", "Manager"]):
         group.permissions.remove(*Permission.objects.filter(
-            content_type__app_label="integrations", codename__in=MANAGER
+            content_type__app_label="integrations", codename__in=RULES_MANAGER
         ))
 
 
