@@ -11,7 +11,7 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from rest_framework import serializers
 
-from destinations.models import Delivery, Destination
+from destinations.models import Delivery, Destination, ServiceRoute
 from incidents import extensions
 from tocsin.adminkit import badge
 
@@ -24,14 +24,30 @@ def service_destinations_field() -> serializers.Field:
 
 
 class ServiceDestinationsInline(admin.TabularInline):
-    """The destinations a service's incidents are sent to. The links are rows of
-    Destination.services; adding or removing one takes the change permission on
+    """The destinations a service's incidents are sent to. The links are ServiceRoute
+    rows; adding or removing one takes the change permission on
     destinations, which Managers hold (docs/roles.md)."""
 
-    model = Destination.services.through
+    model = ServiceRoute
     extra = 0
     verbose_name = "destination"
     verbose_name_plural = "destinations"
+
+    # A route is part of a destination's settings: whoever may change destinations may add
+    # or remove routes, whoever may see them sees the routes. No separate permissions for
+    # the link rows, so the roles need no new grants.
+    def has_view_permission(self, request, obj=None):
+        return (request.user.has_perm("destinations.view_destination")
+                or request.user.has_perm("destinations.change_destination"))
+
+    def has_add_permission(self, request, obj=None):
+        return request.user.has_perm("destinations.change_destination")
+
+    def has_change_permission(self, request, obj=None):
+        return request.user.has_perm("destinations.change_destination")
+
+    def has_delete_permission(self, request, obj=None):
+        return request.user.has_perm("destinations.change_destination")
 
 
 def delivery_badges(deliveries) -> list:

@@ -40,7 +40,7 @@ class Destination(models.Model):
     # Routing lives here, not on Service: destinations depend on incidents, never the
     # reverse (docs/architecture.md). service.destinations still reads the same.
     services = models.ManyToManyField(
-        "incidents.Service", blank=True, related_name="destinations"
+        "incidents.Service", blank=True, related_name="destinations", through="ServiceRoute"
     )
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -49,6 +49,23 @@ class Destination(models.Model):
 
     def __str__(self):
         return f"{self.name} ({self.get_kind_display()})"
+
+
+class ServiceRoute(models.Model):
+    """One service whose incidents are sent to one destination: a row of the Service admin
+    page's Destinations list, named so that the page can say which."""
+
+    destination = models.ForeignKey(Destination, on_delete=models.CASCADE)
+    service = models.ForeignKey("incidents.Service", on_delete=models.CASCADE)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["destination", "service"],
+                                    name="one_route_per_destination_service"),
+        ]
+
+    def __str__(self):
+        return f"{self.service.name} → {self.destination.name}"
 
 
 class Delivery(OutboxItem):

@@ -1,5 +1,5 @@
 """Which destinations a service sends to is now stored by destinations: Destination.services,
-read from a service as service.destinations, as before.
+read from a service as service.destinations, as before, through ServiceRoute rows.
 
 The links used to be Service.destinations, a field of the incidents app, which made
 incidents depend on destinations (docs/architecture.md). incidents/0001_initial was edited
@@ -13,6 +13,7 @@ Reversing drops the new table and does not bring the old one back: no migration 
 knows it, and the code of that time would need its own incidents/0001_initial.
 """
 
+import django.db.models.deletion
 from django.db import migrations, models
 
 OLD_TABLE = "incidents_service_destinations"
@@ -40,10 +41,21 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
+        migrations.CreateModel(
+            name='ServiceRoute',
+            fields=[
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('destination', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, to='destinations.destination')),
+                ('service', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, to='incidents.service')),
+            ],
+            options={
+                'constraints': [models.UniqueConstraint(fields=('destination', 'service'), name='one_route_per_destination_service')],
+            },
+        ),
         migrations.AddField(
             model_name='destination',
             name='services',
-            field=models.ManyToManyField(blank=True, related_name='destinations', to='incidents.service'),
+            field=models.ManyToManyField(blank=True, related_name='destinations', through='destinations.ServiceRoute', to='incidents.service'),
         ),
         migrations.RunPython(move_links, migrations.RunPython.noop),
     ]
