@@ -25,6 +25,7 @@ import logging
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q
+from django.urls import reverse
 from django.utils import timezone
 
 from destinations.kinds import kind_for
@@ -33,6 +34,7 @@ from destinations.models import Delivery, Destination
 from destinations.signals import destination_failing
 from incidents.links import incident_url
 from incidents.models import Incident, TimelineEntry
+from tocsin.links import portal_url
 from tocsin.outbox import Outbox
 from tocsin.transport import Result, TransportError, http
 from tocsin.transport.http import EXCERPT_CHARS
@@ -199,8 +201,8 @@ def test_message(delivery: Delivery, config: dict) -> Message:
         summary="This is a test sent from Tocsin. No incident is involved.",
         status="test", urgency="low", severity="info", priority="", service="Tocsin",
         team="", entity_id="tocsin-test", drill=False,
-        url=f"{settings.TOCSIN_PUBLIC_URL}/admin/destinations/destination/"
-            f"{delivery.destination_id}/change/",
+        url=portal_url(reverse("admin:destinations_destination_change",
+                               args=[delivery.destination_id])),
         created_at=delivery.created_at, occurred_at=timezone.now(), actor=delivery.actor,
     )
 
