@@ -7,13 +7,14 @@ Service admin page, and the "Deliveries" section of the incident admin page.
 """
 
 from django.contrib import admin
+from django.contrib.admin.templatetags.admin_urls import admin_urlname
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from rest_framework import serializers
 
 from destinations.models import Delivery, Destination, ServiceRoute
 from incidents import extensions
-from tocsin.adminkit import badge
+from tocsin.adminkit import admin_url, badge
 
 
 def service_destinations_field() -> serializers.Field:
@@ -24,30 +25,33 @@ def service_destinations_field() -> serializers.Field:
 
 
 class ServiceDestinationsInline(admin.TabularInline):
-    """The destinations a service's incidents are sent to. The links are ServiceRoute
-    rows; adding or removing one takes the change permission on
-    destinations, which Managers hold (docs/roles.md)."""
+    """The destinations a service's incidents are sent to: its ServiceRoute rows
+    (docs/roles.md says who may change them)."""
 
     model = ServiceRoute
     extra = 0
     verbose_name = "destination"
     verbose_name_plural = "destinations"
 
-    # A route is part of a destination's settings: whoever may change destinations may add
-    # or remove routes, whoever may see them sees the routes. No separate permissions for
-    # the link rows, so the roles need no new grants.
+    # Which destinations a service sends to is part of the service, as it is in the API
+    # (``services/``): whoever may change the service may add or remove its routes, whoever
+    # may see it sees them. No permissions of the link rows, so the roles need no grants.
     def has_view_permission(self, request, obj=None):
-        return (request.user.has_perm("destinations.view_destination")
-                or request.user.has_perm("destinations.change_destination"))
+        return (request.user.has_perm("incidents.view_service")
+                or request.user.has_perm("incidents.change_service"))
 
     def has_add_permission(self, request, obj=None):
-        return request.user.has_perm("destinations.change_destination")
+        return request.user.has_perm("incidents.change_service")
 
     def has_change_permission(self, request, obj=None):
-        return request.user.has_perm("destinations.change_destination")
+        return request.user.has_perm("incidents.change_service")
 
     def has_delete_permission(self, request, obj=None):
-        return request.user.has_perm("destinations.change_destination")
+        return request.user.has_perm("incidents.change_service")
+
+    def get_queryset(self, request):
+        # Each row's label names the service and the destination.
+        return super().get_queryset(request).select_related("service", "destination")
 
 
 def delivery_badges(deliveries) -> list:
@@ -76,13 +80,13 @@ def deliveries_html(incident) -> str:
         "", '<tr><td><a href="{}">{}</a></td><td>{}</td><td>{}</td><td>{}</td>'
         "<td>{}</td><td>{}</td></tr>",
         (
-            (reverse("admin:destinations_delivery_change", args=[d.pk]), d.destination.name,
+            (admin_url(d), d.destination.name,
              d.get_event_display(), status, d.attempts, d.response_status or "",
              d.error[:120])
             for d, status in zip(sent, delivery_badges(sent), strict=True)
         ),
     )
-    log = reverse("admin:destinations_delivery_changelist")
+    log = reverse(admin_urlname(Delivery._meta, "changelist"))
     return format_html(
         '<table class="tocsin-deliveries"><thead><tr><th>Destination</th><th>Event</th>'
         "<th>Status</th><th>Attempts</th><th>HTTP</th><th>Error</th></tr></thead>"

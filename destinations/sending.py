@@ -116,11 +116,7 @@ def record_deliveries(sender, incident: Incident, new_status: str, actor=None, *
 
 
 def queue_pending(incident_id: int, event: str) -> None:
-    pending = Delivery.objects.filter(
-        incident_id=incident_id, event=event, status=Status.PENDING
-    ).values_list("pk", flat=True)
-    for delivery_id in pending:
-        delivery_outbox.enqueue(delivery_id)
+    delivery_outbox.enqueue_pending(incident_id=incident_id, event=event)
 
 
 def send_delivery(delivery_id: int) -> str:

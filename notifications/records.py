@@ -60,6 +60,4 @@ def record(kind: str, event: str, key: str, email: Email, *, recipients=None,
 
 
 def queue_key(key: str) -> None:
-    pending = Notification.objects.filter(dedup_key=key, status=Notification.Status.PENDING)
-    for notification_id in pending.values_list("pk", flat=True):
-        notification_outbox.enqueue(notification_id)
+    notification_outbox.enqueue_pending(dedup_key=key)

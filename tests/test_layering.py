@@ -6,10 +6,12 @@ import ast
 from pathlib import Path
 
 from django.conf import settings
+from django.contrib.auth.models import Permission
 from django.db.migrations.loader import MigrationLoader
 
 from destinations.models import Destination
 from incidents import lifecycle
+from tests.conftest import make_user
 
 APPS_ON_TOP = {"integrations", "destinations", "notifications"}
 
@@ -52,6 +54,28 @@ def test_manager_routes_a_service_to_a_destination_on_the_service_page(
     url = f"/admin/incidents/service/{service.pk}/change/"
     formset = client.get(url).context["inline_admin_formsets"][0].formset
     prefix = formset.prefix
+
+    response = client.post(url, {
+        "name": service.name, "team": service.team.pk, "description": "",
+        f"{prefix}-TOTAL_FORMS": "1", f"{prefix}-INITIAL_FORMS": "0",
+        f"{prefix}-0-destination": hook.pk,
+    })
+
+    assert response.status_code == 302
+    assert list(service.destinations.all()) == [hook]
+
+
+def test_changing_a_services_routes_takes_the_same_permission_in_the_admin_as_in_the_api(
+    client, service
+):
+    # Only "change service" (and seeing destinations to pick one): as PUT services/<id>/.
+    editor = make_user("service-editor")
+    editor.user_permissions.add(*Permission.objects.filter(
+        codename__in=["view_service", "change_service", "view_destination"]))
+    hook = Destination.objects.create(name="Status page", kind="webhook")
+    client.force_login(editor)
+    url = f"/admin/incidents/service/{service.pk}/change/"
+    prefix = client.get(url).context["inline_admin_formsets"][0].formset.prefix
 
     response = client.post(url, {
         "name": service.name, "team": service.team.pk, "description": "",

@@ -152,7 +152,7 @@ def failing_timeline(monkeypatch):
 
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
-def test_a_success_not_fully_recorded_leaves_the_delivery_claimed_and_pending(
+def test_a_success_whose_consequences_cannot_be_recorded_stays_sent_and_says_so(
     service, http_sink, monkeypatch, settings, handed_over
 ):
     destination = make_destination(service, "webhook", {"url": f"{http_sink.url}/hook"})
@@ -162,21 +162,26 @@ def test_a_success_not_fully_recorded_leaves_the_delivery_claimed_and_pending(
     delivery = Delivery.objects.get()
     failing_timeline(monkeypatch)
 
-    with pytest.raises(RuntimeError, match="database went away"):
-        sending.send_delivery(delivery.pk)
+    assert sending.send_delivery(delivery.pk) == "sent"
 
     delivery.refresh_from_db()
     destination.refresh_from_db()
-    # Not "sent" with no timeline entry: the claim runs out and the sweeper sends again.
-    assert (delivery.status, delivery.attempts, delivery.sent_at) == ("pending", 1, None)
-    assert delivery.claimed_until > timezone.now()
+    # The message went out: the row says so, whatever happened after. Left pending, it
+    # would be claimed again once its claim ran out and sent again every few minutes.
+    assert (delivery.status, delivery.attempts, delivery.claimed_until) == ("sent", 1, None)
+    assert "what follows from it was not: RuntimeError: database went away" in delivery.error
+    # What the hook records is all or nothing: the destination's reset went with the
+    # timeline entry.
     assert (destination.failing, destination.consecutive_failures) == (True, 2)
     assert not incident.timeline.filter(kind="delivery").exists()
+    Delivery.objects.filter(pk=delivery.pk).update(
+        last_attempt_at=timezone.now() - timedelta(hours=1))
+    assert sending.queue_due_deliveries() == 0
     assert len(http_sink.requests) == 1
 
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
-def test_a_final_failure_not_fully_recorded_changes_neither_delivery_nor_destination(
+def test_a_final_failure_whose_consequences_cannot_be_recorded_stays_failed(
     service, http_sink, monkeypatch, settings, handed_over
 ):
     settings.TOCSIN_DESTINATION_FAILING_AFTER = 1
@@ -188,16 +193,18 @@ def test_a_final_failure_not_fully_recorded_changes_neither_delivery_nor_destina
     delivery = Delivery.objects.get()
     failing_timeline(monkeypatch)
 
-    with pytest.raises(RuntimeError, match="database went away"):
-        sending.send_delivery(delivery.pk)
+    assert sending.send_delivery(delivery.pk) == "failed"
 
     delivery.refresh_from_db()
     destination.refresh_from_db()
-    assert (delivery.status, delivery.error) == ("pending", "")
+    assert delivery.status == "failed"
+    assert delivery.error.startswith("HTTP 410")
+    assert delivery.error.endswith("RuntimeError: database went away")
     assert (destination.failing, destination.consecutive_failures) == (False, 0)
-    # The Platform Action about the failing destination was recorded in the same
+    # The Platform Action about the failing destination was recorded in the hook's
     # transaction, so it is gone too: nobody is told of a failure the records do not show.
     assert not Notification.objects.filter(type="platform_actions").exists()
+    assert len(http_sink.requests) == 1
 
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)

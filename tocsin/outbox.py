@@ -13,7 +13,7 @@ task (a dotted path that django-q2 stores) and its queue group, and implements `
         group = "pages"
 
         def send(self, page: Page) -> Result:
-            return transport.sms.send(page.number, page.text)
+            return twilio_sms(page.phone_number, page.text)  # built on transport.http
 
     pages = PageOutbox()
 
@@ -144,7 +144,8 @@ class Outbox:
         return None
 
     def retry_policy(self) -> RetryPolicy:
-        # Read at each failure, so changed settings apply without a restart of the policy.
+        # Built at each failure from the settings, so a test (or a process) that changes
+        # them sees the change at once.
         return RetryPolicy.from_settings()
 
     def claim_refused(self, pk: int) -> str:
@@ -164,10 +165,12 @@ class Outbox:
         return {}
 
     def on_sent(self, row: OutboxItem, result: Result) -> None:
-        """Runs in the transaction that records the success."""
+        """Runs in the transaction that records the success (see ``run_hook``): no slow
+        work here, and nothing that must not be undone."""
 
     def on_failed(self, row: OutboxItem, error: TransportError) -> None:
-        """Runs in the transaction that records the final failure (no retry is left)."""
+        """Runs in the transaction that records the final failure (no retry is left); see
+        ``run_hook``."""
 
     # The life cycle ---------------------------------------------------------------------
 
@@ -212,7 +215,7 @@ class Outbox:
             self.model.objects.filter(pk=row.pk).update(
                 status=Status.SENT, sent_at=timezone.now(), claimed_until=None,
                 next_attempt_at=None, error=note, **self.sent_fields(result))
-            self.on_sent(row, result)
+            self.run_hook(self.on_sent, row, result)
         return "sent"
 
     def record_failure(self, row: OutboxItem, error: TransportError, *, note: str = "") -> str:
@@ -232,8 +235,28 @@ class Outbox:
                 return f"retry at {due.isoformat()}"
             self.model.objects.filter(pk=row.pk).update(
                 status=Status.FAILED, next_attempt_at=None, **outcome)
-            self.on_failed(row, error)
+            self.run_hook(self.on_failed, row, error)
         return "failed"
+
+    def run_hook(self, hook, row: OutboxItem, outcome) -> None:
+        """Run ``on_sent`` or ``on_failed`` inside the outcome's transaction, in a savepoint
+        of its own. What the hook records commits with the row's new status or not at all;
+        but a hook that raises (a bug, a signal receiver's error) must not undo the status:
+        the row would stay pending, be claimed again once its claim expired, and the other
+        side would receive the same message every few minutes, for ever. So the status is
+        kept, and the hook's failure is logged and written on the row for a person."""
+        try:
+            with transaction.atomic():
+                hook(row, outcome)
+        except Exception as exc:
+            logger.exception("Recording what follows from %s %s failed",
+                             self.model._meta.verbose_name, row.pk)
+            problem = (f"Recorded, but what follows from it was not: "
+                       f"{exc.__class__.__name__}: {exc}")[:1000]
+            earlier = self.model.objects.filter(pk=row.pk).values_list("error", flat=True)
+            kept = (earlier.first() or "")[:ERROR_CHARS - len(problem) - 1]
+            self.model.objects.filter(pk=row.pk).update(
+                error=f"{kept}\n{problem}" if kept else problem)
 
     def reopen(self, pks) -> int:
         """Make sent or failed rows pending again, due now (a re-send); returns how many.
@@ -270,6 +293,13 @@ class Outbox:
     def enqueue(self, pk: int) -> None:
         name = self.model._meta.model_name
         taskqueue.enqueue(self.task, pk, name=f"{name}-{pk}", group=self.group)
+
+    def enqueue_pending(self, **lookup) -> None:
+        """Queue every pending row matching ``lookup``: after a commit that recorded rows
+        (bulk inserts that ignore conflicts give no ids back, so they are read here)."""
+        pending = self.model.objects.filter(status=Status.PENDING, **lookup)
+        for pk in pending.values_list("pk", flat=True):
+            self.enqueue(pk)
 
     def enqueue_on_commit(self, pk: int) -> None:
         """Queue the row once the caller's transaction commits (at once outside one), so

@@ -9,8 +9,9 @@ into the new table and drops the old one, so both kinds of database end with the
 schema and the same links. The old table is found by name because no migration state
 describes it any more.
 
-Reversing drops the new table and does not bring the old one back: no migration state
-knows it, and the code of that time would need its own incidents/0001_initial.
+There is no way back (migrating destinations below this raises IrreversibleError): the
+old table is known to no migration state any more, and reversing would only drop the new
+one, and every route with it. docs/deployment.md says how to roll back past it.
 """
 
 import django.db.models.deletion
@@ -57,5 +58,6 @@ class Migration(migrations.Migration):
             name='services',
             field=models.ManyToManyField(blank=True, related_name='destinations', through='destinations.ServiceRoute', to='incidents.service'),
         ),
-        migrations.RunPython(move_links, migrations.RunPython.noop),
+        # No way back: see the docstring.
+        migrations.RunPython(move_links),
     ]
