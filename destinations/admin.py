@@ -81,6 +81,9 @@ class DestinationAdmin(AdminPages, admin.ModelAdmin):
         return fieldsets
 
     def add_view(self, request, form_url="", extra_context=None):
+        # Checked before the chooser too, as Django's add view does for its form.
+        if not self.has_add_permission(request):
+            raise PermissionDenied
         if self.requested_kind(request) is None:
             # The form depends on the kind, so the kind is chosen first.
             context = {

@@ -1,4 +1,5 @@
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.shortcuts import redirect
 from django.utils.timezone import localtime
 
@@ -39,6 +40,9 @@ class NotificationSettingsAdmin(AdminPages, admin.ModelAdmin):
         return False
 
     def changelist_view(self, request, extra_context=None):
+        # The list of one row is that row's page, for those who may see it.
+        if not self.has_view_or_change_permission(request):
+            raise PermissionDenied
         return redirect(self.object_url(NotificationSettings.load()))
 
 

@@ -33,7 +33,8 @@ class RecipientsField(forms.CharField):
 
 
 class NotificationSettingsForm(forms.ModelForm):
-    default_recipients = RecipientsField(required=False, help_text="Separated by commas.")
+    default_recipients = RecipientsField(required=False, label="Default recipients",
+                                         help_text="Separated by commas.")
     incidents_recipients = RecipientsField(required=False, label="Incidents recipients")
     escalations_recipients = RecipientsField(required=False, label="Escalations recipients")
     platform_actions_recipients = RecipientsField(required=False,

@@ -142,3 +142,10 @@ def test_resend_action_queues_failed_deliveries_again(logged_in_manager, service
     assert "1 delivery(ies) queued" in response.content.decode()
     failed.refresh_from_db()
     assert failed.status == "pending" and queued == [failed.pk]
+
+
+def test_a_responder_cannot_even_choose_the_kind_of_a_new_destination(client, responder):
+    client.force_login(responder)
+    assert client.get("/admin/destinations/destination/add/").status_code == 403
+    assert client.get("/admin/destinations/destination/add/?kind=webhook").status_code == 403
+

@@ -16,7 +16,7 @@ from incidents import escalations, lifecycle
 from incidents.models import SLA, Incident
 from integrations.models import Integration, IntegrationToken
 from notifications.models import Notification, NotificationSettings
-from tests.conftest import api_client_for
+from tests.conftest import api_client_for, make_user
 
 OPS = ["ops@example.com", "lead@example.com"]
 
@@ -310,3 +310,10 @@ def test_two_revocations_in_the_same_second_are_two_platform_actions(portal_sett
     inline(second.revoke)
     assert [m.subject for m in mail.outbox] == [
         "[Tocsin] A token of integration Grafana was revoked"] * 2
+
+
+@pytest.mark.parametrize("role", ["Manager", "Responder"])
+def test_notification_settings_are_refused_at_once_to_those_who_may_not_see_them(client, db, role):
+    client.force_login(make_user(f"no-settings-{role}", role))
+    response = client.get("/admin/notifications/notificationsettings/")
+    assert response.status_code == 403
