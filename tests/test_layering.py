@@ -46,21 +46,23 @@ def test_incidents_migrations_need_no_other_app_of_the_project():
     assert {app for app, _ in needed} & APPS_ON_TOP == set()
 
 
+def route_on_the_service_page(client, user, service, destination):
+    """Add one Destinations row on the service's admin page, as ``user``."""
+    client.force_login(user)
+    url = f"/admin/incidents/service/{service.pk}/change/"
+    prefix = client.get(url).context["inline_admin_formsets"][0].formset.prefix
+    return client.post(url, {
+        "name": service.name, "team": service.team.pk, "description": "",
+        f"{prefix}-TOTAL_FORMS": "1", f"{prefix}-INITIAL_FORMS": "0",
+        f"{prefix}-0-destination": destination.pk,
+    })
+
+
 def test_manager_routes_a_service_to_a_destination_on_the_service_page(
     client, manager, service
 ):
     hook = Destination.objects.create(name="Status page", kind="webhook")
-    client.force_login(manager)
-    url = f"/admin/incidents/service/{service.pk}/change/"
-    formset = client.get(url).context["inline_admin_formsets"][0].formset
-    prefix = formset.prefix
-
-    response = client.post(url, {
-        "name": service.name, "team": service.team.pk, "description": "",
-        f"{prefix}-TOTAL_FORMS": "1", f"{prefix}-INITIAL_FORMS": "0",
-        f"{prefix}-0-destination": hook.pk,
-    })
-
+    response = route_on_the_service_page(client, manager, service, hook)
     assert response.status_code == 302
     assert list(service.destinations.all()) == [hook]
 
@@ -73,16 +75,7 @@ def test_changing_a_services_routes_takes_the_same_permission_in_the_admin_as_in
     editor.user_permissions.add(*Permission.objects.filter(
         codename__in=["view_service", "change_service", "view_destination"]))
     hook = Destination.objects.create(name="Status page", kind="webhook")
-    client.force_login(editor)
-    url = f"/admin/incidents/service/{service.pk}/change/"
-    prefix = client.get(url).context["inline_admin_formsets"][0].formset.prefix
-
-    response = client.post(url, {
-        "name": service.name, "team": service.team.pk, "description": "",
-        f"{prefix}-TOTAL_FORMS": "1", f"{prefix}-INITIAL_FORMS": "0",
-        f"{prefix}-0-destination": hook.pk,
-    })
-
+    response = route_on_the_service_page(client, editor, service, hook)
     assert response.status_code == 302
     assert list(service.destinations.all()) == [hook]
 

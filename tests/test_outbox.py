@@ -174,21 +174,26 @@ def test_a_success_whose_consequences_cannot_be_recorded_stays_sent_and_says_so(
     # timeline entry.
     assert (destination.failing, destination.consecutive_failures) == (True, 2)
     assert not incident.timeline.filter(kind="delivery").exists()
-    Delivery.objects.filter(pk=delivery.pk).update(
-        last_attempt_at=timezone.now() - timedelta(hours=1))
     assert sending.queue_due_deliveries() == 0
     assert len(http_sink.requests) == 1
+
+
+def gone_destination(service, http_sink, monkeypatch, settings) -> Destination:
+    """A destination that answers 410 (permanent), failing after one failure, with a
+    recipient for the Platform Action that announces it."""
+    settings.TOCSIN_DESTINATION_FAILING_AFTER = 1
+    NotificationSettings.objects.update_or_create(pk=1, defaults={"default_recipients": OPS})
+    destination = make_destination(service, "webhook", {"url": f"{http_sink.url}/hook"})
+    http_sink.default = Reply(410, {"error": "gone"})
+    monkeypatch.setattr(sending.delivery_outbox, "enqueue", lambda pk: None)
+    return destination
 
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_a_final_failure_whose_consequences_cannot_be_recorded_stays_failed(
     service, http_sink, monkeypatch, settings, handed_over
 ):
-    settings.TOCSIN_DESTINATION_FAILING_AFTER = 1
-    NotificationSettings.objects.update_or_create(pk=1, defaults={"default_recipients": OPS})
-    destination = make_destination(service, "webhook", {"url": f"{http_sink.url}/hook"})
-    http_sink.default = Reply(410, {"error": "gone"})
-    monkeypatch.setattr(sending.delivery_outbox, "enqueue", lambda pk: None)
+    destination = gone_destination(service, http_sink, monkeypatch, settings)
     lifecycle.open_incident(service=service, title="Disk full", entity_id="db-1")
     delivery = Delivery.objects.get()
     failing_timeline(monkeypatch)
@@ -211,11 +216,7 @@ def test_a_final_failure_whose_consequences_cannot_be_recorded_stays_failed(
 def test_a_final_failure_records_the_destination_and_its_platform_action_together(
     service, http_sink, monkeypatch, settings, handed_over
 ):
-    settings.TOCSIN_DESTINATION_FAILING_AFTER = 1
-    NotificationSettings.objects.update_or_create(pk=1, defaults={"default_recipients": OPS})
-    destination = make_destination(service, "webhook", {"url": f"{http_sink.url}/hook"})
-    http_sink.default = Reply(410, {"error": "gone"})
-    monkeypatch.setattr(sending.delivery_outbox, "enqueue", lambda pk: None)
+    destination = gone_destination(service, http_sink, monkeypatch, settings)
     incident = lifecycle.open_incident(service=service, title="Disk full", entity_id="db-1")
 
     assert sending.send_delivery(Delivery.objects.get().pk) == "failed"
