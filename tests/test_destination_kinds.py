@@ -19,6 +19,7 @@ from datetime import datetime
 import pytest
 from django.contrib.auth.models import User
 
+from destinations import sending
 from destinations.kinds import KINDS
 from destinations.kinds.base import clean_config
 from destinations.models import Delivery
@@ -649,8 +650,6 @@ TEST_KEY_FIELD = {
 def test_a_test_send_of_every_kind_never_touches_a_real_incident(
     kind, service, http_sink, deliver_inline
 ):
-    from destinations import sending
-
     target = destination(service, kind, HTTP_CONFIGS[kind](http_sink.url))
     http_sink.default = Reply(200, {"result": {"sys_id": SYS_ID}, "ticket": {"id": 1}})
     test = sending.send_test(target)
