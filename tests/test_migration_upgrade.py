@@ -3,12 +3,17 @@
 roles migration granted every app's permissions) keeps its links and permissions when
 migrated with today's migrations, and ends with the schema of a fresh database."""
 
+import importlib
+
 import pytest
 from django.contrib.auth.models import Group
 from django.db import connection
+from django.db.migrations import RunPython
+from django.db.migrations.exceptions import IrreversibleError
 from django.db.migrations.executor import MigrationExecutor
 from django.test import override_settings
 
+from destinations.models import Destination
 from incidents.models import Service
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
@@ -37,6 +42,16 @@ def back_to_todays_schema():
     """Whatever a test leaves, the next one finds the database at today's migrations."""
     yield
     migrate(to_the_leaves)
+
+
+@pytest.fixture
+def routing_may_be_unapplied(monkeypatch):
+    """These tests empty the database to build an old one, through the routing migration,
+    which an operator cannot reverse (it would drop every route): let them."""
+    routing = importlib.import_module("destinations.migrations.0006_service_routing")
+    move_links = next(operation for operation in routing.Migration.operations
+                      if isinstance(operation, RunPython))
+    monkeypatch.setattr(move_links, "reverse_code", RunPython.noop)
 
 
 def group_permissions() -> dict[str, set[str]]:
@@ -82,6 +97,17 @@ def routes() -> dict[str, set[int]]:
             for service in Service.objects.prefetch_related("destinations")}
 
 
+def test_migrating_back_past_the_routing_migration_is_refused_and_keeps_the_routes(
+    service
+):
+    destination = Destination.objects.create(name="Status page", kind="webhook")
+    destination.services.add(service)
+    with pytest.raises(IrreversibleError):
+        migrate(lambda graph: [("destinations", "0005_outbox")])
+    assert routes() == {service.name: {destination.pk}}
+
+
+@pytest.mark.usefixtures("routing_may_be_unapplied")
 def test_fresh_database_grants_the_groups_what_the_old_migrations_granted():
     fresh = group_permissions()
     build_legacy_database()
@@ -90,6 +116,7 @@ def test_fresh_database_grants_the_groups_what_the_old_migrations_granted():
                                   "destinations.view_destination"}
 
 
+@pytest.mark.usefixtures("routing_may_be_unapplied")
 def test_upgrade_keeps_service_destinations_and_group_permissions():
     fresh_schema = schema()
     expected_routes = build_legacy_database()
