@@ -17,7 +17,7 @@ from incidents import lifecycle
 from incidents.models import SLA, EscalationPolicy, Incident, Priority, TimelineEntry
 from integrations.alert_fields import URGENCY_FOR_TYPE
 from integrations.lookups import find, find_by_id, find_tags
-from integrations.models import INCIDENT_OPENING_TYPES, Alert, AlertRule, AlertType
+from integrations.models import Alert, AlertRule, AlertType
 from integrations.signals import alert_opened_incident
 
 
@@ -28,7 +28,8 @@ def group_alert(alert: Alert) -> Incident | None:
         return None
     incident = find_open_incident(alert)
     opened = False
-    if incident is None and ("declare" in alert.extra or opens_incidents(alert)):
+    if incident is None and ("declare" in alert.extra
+                             or alert.integration.opens_incidents_for(alert.alert_type)):
         incident = open_for_alert(alert)
         opened = incident is not None
         if incident is None:
@@ -63,13 +64,6 @@ def find_open_incident(alert: Alert) -> Incident | None:
         .filter(service_id=alert.integration.service_id, entity_id=alert.entity_id)
         .exclude(status=Incident.Status.RESOLVED)
         .first()
-    )
-
-
-def opens_incidents(alert: Alert) -> bool:
-    return (
-        alert.alert_type in INCIDENT_OPENING_TYPES
-        and alert.alert_type in (alert.integration.create_incidents_for or [])
     )
 
 

@@ -6,10 +6,12 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import models
+from django.urls import reverse
 from django.utils import timezone
 
 from incidents.models import Incident, Service
 from integrations.signals import integration_changed
+from tocsin.links import portal_url
 
 
 def new_integration_key() -> str:
@@ -117,6 +119,11 @@ class Integration(models.Model):
         instance.loaded_status = instance.__dict__.get("status")
         return instance
 
+    def opens_incidents_for(self, alert_type: str) -> bool:
+        """Whether an alert of this type, with no incident open for its entity, opens one."""
+        return (alert_type in INCIDENT_OPENING_TYPES
+                and alert_type in (self.create_incidents_for or []))
+
     def regenerate_email_address(self) -> None:
         """Give an email integration a new address; mail to the old one is rejected."""
         if self.kind != self.Kind.EMAIL:
@@ -132,7 +139,7 @@ class Integration(models.Model):
     def webhook_url(self) -> str | None:
         if self.kind != self.Kind.GENERIC:
             return None
-        return f"{settings.TOCSIN_PUBLIC_URL}/api/events/{self.key}/"
+        return portal_url(reverse("generic-event", args=[self.key]))
 
     @property
     def email_address(self) -> str | None:

@@ -12,7 +12,7 @@ from incidents.models import EscalationPolicy, Incident, Priority
 from integrations import generic, mapping, processing, rules
 from integrations.alert_fields import AlertFields
 from integrations.lookups import find, find_tags
-from integrations.models import INCIDENT_OPENING_TYPES, InboundEvent, Integration
+from integrations.models import InboundEvent, Integration
 
 RECENT_EVENTS = 20
 
@@ -71,8 +71,7 @@ def _outcome(integration: Integration, fields: AlertFields) -> str:
             return f"joins incident #{incident.number} ({incident.get_status_display()})"
     if fields.declare is not None:
         return "declares a new incident"
-    if (fields.alert_type in INCIDENT_OPENING_TYPES
-            and fields.alert_type in (integration.create_incidents_for or [])):
+    if integration.opens_incidents_for(fields.alert_type):
         return "opens a new incident"
     return "stored as an alert without an incident"
 

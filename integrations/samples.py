@@ -3,9 +3,10 @@
 import json
 import shlex
 
-from django.conf import settings
+from django.urls import reverse
 
 from integrations.models import Integration
+from tocsin.links import portal_url
 
 GENERIC_SAMPLE = {
     "message": "CPU above 90% on web-1",
@@ -38,7 +39,7 @@ INCOMING_PARAMS = (
 
 
 def incoming_webhook_url(with_params: bool = True) -> str:
-    url = f"{settings.TOCSIN_PUBLIC_URL}/api/incoming-webhooks/incident.create"
+    url = portal_url(reverse("incoming-webhook-create"))
     return f"{url}?{INCOMING_PARAMS}" if with_params else url
 
 

@@ -14,4 +14,4 @@ def portal_url(path: str) -> str:
     prefix = get_script_prefix()
     if prefix != "/" and path.startswith(prefix):
         path = "/" + path[len(prefix):]
-    return f"{settings.TOCSIN_PUBLIC_URL.rstrip('/')}{path}"
+    return f"{settings.TOCSIN_PUBLIC_URL}{path}"  # settings.py strips its trailing /
