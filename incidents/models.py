@@ -180,6 +180,8 @@ class TimelineEntry(models.Model):
         NOTE = "note", "Note"
         DELIVERY = "delivery", "Delivery"
         ESCALATION = "escalation", "Escalation"
+        # A person paged, and each message of the page sent or failed (docs/on-call.md).
+        PAGE = "page", "Page"
 
     incident = models.ForeignKey(Incident, on_delete=models.CASCADE, related_name="timeline")
     kind = models.CharField(max_length=20, choices=Kind.choices)

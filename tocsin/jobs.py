@@ -26,7 +26,8 @@ FOREVER = -1
 
 # A recurring schedule running a function of one of these packages is the portal's own:
 # one no longer declared here is removed.
-PORTAL_PACKAGES = ("incidents", "integrations", "destinations", "notifications", "tocsin")
+PORTAL_PACKAGES = ("incidents", "integrations", "destinations", "notifications", "oncall",
+                    "tocsin")
 
 
 @dataclass(frozen=True)

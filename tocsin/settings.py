@@ -148,6 +148,7 @@ INSTALLED_APPS = [
     "integrations",
     "destinations",
     "notifications",
+    "oncall",
 ]
 
 MIDDLEWARE = [
@@ -279,6 +280,16 @@ DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "tocsin@localhost")
 # teams are always allowed; empty = no plain addresses).
 TOCSIN_STAKEHOLDER_MAX_RECIPIENTS = env_int("TOCSIN_STAKEHOLDER_MAX_RECIPIENTS", 50)
 TOCSIN_STAKEHOLDER_EMAIL_DOMAINS = env_list("TOCSIN_STAKEHOLDER_EMAIL_DOMAINS", [])
+
+# Paging people (docs/on-call.md). SMS and voice calls go through Twilio's REST API; the
+# API address is a setting (an operator's choice, not a user's), so it is not subject to
+# the private-address guard, and tests point it at a local server.
+TOCSIN_TWILIO_ACCOUNT_SID = env_str("TOCSIN_TWILIO_ACCOUNT_SID")
+TOCSIN_TWILIO_AUTH_TOKEN = env_str("TOCSIN_TWILIO_AUTH_TOKEN")
+TOCSIN_TWILIO_FROM = env_str("TOCSIN_TWILIO_FROM")
+TOCSIN_TWILIO_API_URL = env_str("TOCSIN_TWILIO_API_URL", "https://api.twilio.com").rstrip("/")
+# How long before a shift starts its user is told (a handoff notice).
+TOCSIN_HANDOFF_NOTICE_MINUTES = env_int("TOCSIN_HANDOFF_NOTICE_MINUTES", 15)
 
 ANYMAIL = {
     # Each ESP setting is read under its anymail name with an ANYMAIL_ prefix. The inbound

@@ -14,6 +14,7 @@ from integrations.api import (
     IntegrationViewSet,
 )
 from notifications.api import NotificationSettingsView
+from oncall import views as oncall_views
 from tocsin import views
 from tocsin.permissions import SchemaReaders
 
@@ -29,6 +30,7 @@ router.register("deliveries", DeliveryViewSet, basename="delivery")
 
 urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
+    path("ack/<str:token>/", oncall_views.acknowledge_link, name="acknowledge-link"),
     path("api/events/<str:key>/", ingest.generic_event, name="generic-event"),
     path("api/incoming-webhooks/incident.create", ingest.incoming_webhook_create,
          name="incoming-webhook-create"),
