@@ -16,3 +16,13 @@ def page_user(incident, user, *, step: int | None = None, loop: int = 0,
     notification rule, due at the rule's delay (no rules: email at once to the account
     address), queued after commit."""
     raise NotImplementedError
+
+
+def resend(notification: PersonalNotification) -> bool:
+    """Make a sent or failed message pending again and queue it (the admin's re-send)."""
+    raise NotImplementedError
+
+
+def queue_due_personal_notifications(limit: int = 1000) -> int:
+    """The minute sweeper: queue again the messages whose task was lost."""
+    return 0

@@ -26,3 +26,15 @@ def schedule_shifts(schedule, start: datetime, end: datetime) -> list[Shift]:
 def on_call_at(schedule, at: datetime) -> list[int]:
     """The ids of the users on call at instant ``at`` (sorted)."""
     return []
+
+
+def user_shifts(user_id: int, start: datetime, end: datetime) -> list[tuple]:
+    """[(schedule, Shift)] of one user across every schedule between start and end, by
+    start: their upcoming shifts (profile page, handoff notices)."""
+    return []
+
+
+def on_call_now_everywhere(at: datetime | None = None) -> list[tuple]:
+    """[(schedule, [user ids])] for every schedule at ``at`` (default now), by schedule
+    name: the admin index panel and GET /api/v1/oncall/."""
+    return []

@@ -31,6 +31,7 @@ router.register("deliveries", DeliveryViewSet, basename="delivery")
 urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("ack/<str:token>/", oncall_views.acknowledge_link, name="acknowledge-link"),
+    path("ack/<str:token>/call/", oncall_views.acknowledge_call, name="acknowledge-call"),
     path("api/events/<str:key>/", ingest.generic_event, name="generic-event"),
     path("api/incoming-webhooks/incident.create", ingest.incoming_webhook_create,
          name="incoming-webhook-create"),
