@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+UTC = ZoneInfo("UTC")
+
 # Enough distinct colours for the people of one fortnight; static/tocsin/admin.css has one
 # rule per index.
 PALETTE_SIZE = 8
@@ -36,9 +38,10 @@ class Day:
 
 
 def local_midnight(day: date, zone: ZoneInfo) -> datetime:
-    # Midnight exists in every zone Tocsin cares about; where a zone skips it (a few
-    # historical ones), fold=0 still gives an instant near it, good enough for drawing.
-    return datetime.combine(day, time(), tzinfo=zone)
+    """The instant, in UTC: Python subtracts two datetimes of one zone as wall-clock
+    times, which would make every day 24 hours long. (Where a zone skips midnight, fold=0
+    still gives an instant near it, good enough for drawing.)"""
+    return datetime.combine(day, time(), tzinfo=zone).astimezone(UTC)
 
 
 def build_days(shifts, *, first_day: date, days: int, zone: ZoneInfo, now: datetime,
