@@ -9,12 +9,19 @@ from django.contrib.admin.models import LogEntry
 from django.urls import reverse
 from django.utils import timezone
 
-from oncall.admin.forms import first_valid_instant
 from oncall.admin.restriction_text import format_restrictions, parse_restrictions
 from oncall.admin.timeline import build_days
-from oncall.models import ContactMethod, NotificationRule, Override, Rotation, Schedule
+from oncall.models import (
+    ContactMethod,
+    NotificationRule,
+    Override,
+    PersonalNotification,
+    Rotation,
+    Schedule,
+)
 from oncall.shifts import Shift
 from tests.conftest import make_user
+from tests.sinks import Reply
 
 BERLIN = ZoneInfo("Europe/Berlin")
 UTC = ZoneInfo("UTC")
@@ -54,21 +61,6 @@ def test_restriction_text_that_cannot_be_read_names_the_entry(text):
     with pytest.raises(Exception) as caught:
         parse_restrictions(text)
     assert text.split()[0] in str(caught.value)
-
-
-# Local times ---------------------------------------------------------------------------
-
-
-def test_a_local_time_skipped_by_daylight_saving_moves_to_the_first_valid_instant():
-    # Berlin, 28 March 2027: 02:00 CET becomes 03:00 CEST.
-    instant = first_valid_instant(datetime(2027, 3, 28, 2, 30), BERLIN)
-    assert instant.astimezone(UTC) == datetime(2027, 3, 28, 1, 0, tzinfo=UTC)
-
-
-def test_an_ambiguous_local_time_takes_its_first_occurrence():
-    # Berlin, 31 October 2027: 02:30 happens twice; the first is still CEST (+02:00).
-    instant = first_valid_instant(datetime(2027, 10, 31, 2, 30), BERLIN)
-    assert instant.astimezone(UTC) == datetime(2027, 10, 31, 0, 30, tzinfo=UTC)
 
 
 # The timeline's layout -----------------------------------------------------------------
@@ -380,3 +372,149 @@ def test_add_override_form_is_prefilled_from_the_timeline_in_local_time(client, 
     response = client.post(url, data)
     assert response["Location"] == "/admin/"
     assert Override.objects.get().start == datetime(2027, 7, 5, 7, tzinfo=UTC)
+
+
+def test_override_times_skipped_or_repeated_by_daylight_saving_are_read_like_handoffs(
+        client, manager, schedule):
+    signed_in(client, manager)
+    # Berlin, 28 March 2027: 02:00 CET becomes 03:00 CEST, so 02:30 moves to 03:00 CEST;
+    # 31 October 2027: 02:30 happens twice and the first (CEST, +02:00) counts.
+    response = client.post(reverse("admin:oncall_override_add"), override_post(
+        schedule, manager, start=("2027-03-28", "02:30"), end=("2027-10-31", "02:30")))
+    assert response.status_code == 302
+    override = Override.objects.get()
+    assert override.start == datetime(2027, 3, 28, 1, 0, tzinfo=UTC)
+    assert override.end == datetime(2027, 10, 31, 0, 30, tzinfo=UTC)
+
+
+# With the engine and the channels ------------------------------------------------------
+
+SID, TOKEN, FROM = "AC0123456789abcdef", "tw-secret", "+15005550006"
+
+
+@pytest.fixture
+def twilio(settings, http_sink):
+    settings.TOCSIN_TWILIO_ACCOUNT_SID = SID
+    settings.TOCSIN_TWILIO_AUTH_TOKEN = TOKEN
+    settings.TOCSIN_TWILIO_FROM = FROM
+    settings.TOCSIN_TWILIO_API_URL = http_sink.url
+    http_sink.default = Reply(201, {"sid": "SM0001", "status": "queued"})
+    return http_sink
+
+
+def test_a_phone_number_that_is_not_one_is_a_form_error_and_a_good_one_is_stored_as_e164(
+        client, responder):
+    signed_in(client, responder)
+    url = reverse("admin:oncall_contactmethod_add")
+    response = client.post(url, {"kind": "sms", "address": "0151 1234", "enabled": "on"})
+    assert response.status_code == 200
+    assert "country code" in str(response.context["adminform"].form.errors["address"])
+    response = client.post(url, {"kind": "sms", "address": "+49 151 1234 5678", "enabled": "on"})
+    assert response.status_code == 302
+    assert ContactMethod.objects.get().address == "+4915112345678"
+
+
+def test_send_test_from_the_profile_reaches_twilio_and_says_so(client, responder, twilio):
+    method = ContactMethod.objects.create(user=responder, kind="sms", address="+4915112345678")
+    signed_in(client, responder)
+    profile = reverse("admin:oncall_contactmethod_profile")
+    response = client.post(reverse("admin:oncall_contactmethod_send_test", args=[method.pk]),
+                           {"next": profile}, follow=True)
+    assert response.redirect_chain == [(profile, 302)]
+    [request] = twilio.requests
+    assert request.path == f"/2010-04-01/Accounts/{SID}/Messages.json"
+    assert request.form["To"] == "+4915112345678"
+    assert "Test sent to SMS +4915112345678 (HTTP 201)." in response.content.decode()
+    row = PersonalNotification.objects.get()
+    assert (row.purpose, row.status, row.user) == ("test", "sent", responder)
+
+
+def test_a_refused_test_shows_twilios_answer(client, responder, twilio):
+    twilio.reply(Reply(400, {"code": 21211, "message": "The 'To' number is not valid."}))
+    method = ContactMethod.objects.create(user=responder, kind="sms", address="+4915112345678")
+    signed_in(client, responder)
+    response = client.post(reverse("admin:oncall_contactmethod_send_test", args=[method.pk]),
+                           follow=True)
+    html = response.content.decode()
+    assert "Test to SMS +4915112345678 failed:" in html
+    assert PersonalNotification.objects.get().status == "failed"
+
+
+def rotation(schedule, participants, **fields):
+    return Rotation.objects.create(
+        schedule=schedule, name=fields.pop("name", "Primary"), shift_kind="daily",
+        handoff_date=fields.pop("handoff_date", date(2026, 1, 5)), handoff_time=time(9),
+        participants=[user.pk for user in participants], **fields)
+
+
+def test_schedule_page_draws_the_engines_shifts_with_overrides_marked_and_linked(
+        client, responder, manager, schedule):
+    rotation(schedule, [responder, manager])
+    now = timezone.now()
+    swap = Override.objects.create(schedule=schedule, user=responder, replaces=manager,
+                                   start=now + timedelta(days=3), end=now + timedelta(days=4))
+    signed_in(client, responder)
+    page = client.get(reverse("admin:oncall_schedule_change", args=[schedule.pk]))
+    days = page.context["timeline_days"]
+    assert len(days) == 14 and days[0].is_today
+    people = {bar.label for day in days for bar in day.bars}
+    assert people == {"rita", "max"}
+    overrides = [bar for day in days for bar in day.bars if bar.override_id]
+    assert {bar.override_id for bar in overrides} == {swap.pk}
+    html = page.content.decode()
+    assert "tocsin-tl__bar--override" in html
+    add = reverse("admin:oncall_override_add")
+    assert f'href="{add}?schedule={schedule.pk}&amp;start=' in html
+    assert f"replaces={manager.pk}" in html
+    # Two weeks later is another page of the same timeline.
+    later = client.get(reverse("admin:oncall_schedule_change", args=[schedule.pk])
+                       + f"?from={(days[0].date + timedelta(days=14)).isoformat()}")
+    assert not any(day.is_today for day in later.context["timeline_days"])
+
+
+def test_profile_lists_upcoming_shifts_in_the_schedules_time_zone(client, responder, schedule):
+    rotation(schedule, [responder])
+    signed_in(client, responder)
+    page = client.get(reverse("admin:oncall_contactmethod_profile"))
+    upcoming = page.context["upcoming"]
+    assert upcoming and upcoming[0]["schedule"] == schedule
+    assert upcoming[0]["now"]
+    # Berlin's zone abbreviation, not the server's UTC.
+    assert upcoming[0]["end"].endswith(("CET", "CEST"))
+
+
+def test_index_panel_names_who_is_on_call_now(client, responder, schedule):
+    rotation(schedule, [responder])
+    signed_in(client, responder)
+    html = client.get(reverse("admin:index")).content.decode()
+    panel = html[html.index('id="tocsin-oncall-now"'):]
+    assert "Platform primary" in panel and "rita" in panel[:panel.index("</table>")]
+
+
+def notification(user, **fields):
+    return PersonalNotification.objects.create(
+        user=user, kind="email", address=f"{user}@example.com", purpose="test",
+        dedup_key=f"test:{user}:{fields.get('status', 'x')}", **fields)
+
+
+def test_responders_see_only_their_own_messages_and_may_not_resend(client, responder, manager):
+    own = notification(responder, status="failed")
+    notification(manager, status="failed")
+    signed_in(client, responder)
+    listing = client.get(reverse("admin:oncall_personalnotification_changelist"))
+    assert list(listing.context["cl"].queryset) == [own]
+    assert listing.context["action_form"] is None  # no re-send action offered
+    assert client.post(reverse("admin:oncall_personalnotification_resend",
+                               args=[own.pk])).status_code == 403
+
+
+def test_manager_resends_a_failed_message(client, manager, responder,
+                                          django_capture_on_commit_callbacks):
+    failed = notification(responder, status="failed", error="boom")
+    signed_in(client, manager)
+    with django_capture_on_commit_callbacks():
+        response = client.post(reverse("admin:oncall_personalnotification_changelist"), {
+            "action": "resend_selected", "_selected_action": [failed.pk]}, follow=True)
+    assert "1 message(s) queued to be sent again." in response.content.decode()
+    failed.refresh_from_db()
+    assert failed.status == "pending"

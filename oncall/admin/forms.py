@@ -2,7 +2,7 @@
 (participants as usernames, restrictions as text, overrides in the schedule's local time),
 checked by oncall/validation.py like the REST API's input."""
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from zoneinfo import ZoneInfo, available_timezones
 
 from django import forms
@@ -13,6 +13,7 @@ from django.core.exceptions import ValidationError
 from oncall import validation
 from oncall.admin.restriction_text import format_restrictions, parse_restrictions
 from oncall.models import ContactMethod, NotificationRule, Override, Rotation, Schedule
+from oncall.shift_engine import local_to_instant
 
 User = get_user_model()
 ZONES = sorted(available_timezones())
@@ -68,7 +69,7 @@ class ScheduleForm(forms.ModelForm):
 
 class RotationForm(forms.ModelForm):
     participants = ParticipantsField(
-        required=False, widget=forms.TextInput(attrs={"size": 50, "list": "tocsin-usernames"}),
+        widget=forms.TextInput(attrs={"size": 50, "list": "tocsin-usernames"}),
         help_text="Usernames in shift order, separated by commas: shift 1 is the first "
                   "person's, shift 2 the second's, and so on round.")
     restrictions = RestrictionsField(
@@ -87,23 +88,6 @@ class RotationForm(forms.ModelForm):
             "shift_length": "In units of the shift kind (2 × daily = two-day shifts).",
             "handoff_time": "Local wall-clock time in the schedule's zone.",
         }
-
-
-def first_valid_instant(naive: datetime, zone: ZoneInfo) -> datetime:
-    """A local wall-clock time as an instant: an ambiguous time (the hour repeated when
-    clocks go back) is its first occurrence, a time skipped when clocks go forward moves
-    to the first valid instant after it (docs/on-call.md#schedules)."""
-    candidate = naive.replace(tzinfo=zone, fold=0)
-    if candidate.astimezone(ZoneInfo("UTC")).astimezone(zone).replace(tzinfo=None) == naive:
-        return candidate
-    # Inside the gap: the clocks jumped; the next whole minute that exists is where they
-    # landed (gaps are whole minutes in every IANA zone).
-    probe = naive.replace(second=0, microsecond=0)
-    while True:
-        probe += timedelta(minutes=1)
-        aware = probe.replace(tzinfo=zone, fold=0)
-        if aware.astimezone(ZoneInfo("UTC")).astimezone(zone).replace(tzinfo=None) == probe:
-            return aware
 
 
 class LocalSplitDateTimeField(forms.SplitDateTimeField):
@@ -153,6 +137,9 @@ class OverrideForm(forms.ModelForm):
                 self.initial[name] = local_parts(getattr(self.instance, name), zone)
 
     def clean(self):
+        """Start and end are local times in the schedule's zone: an ambiguous one (clocks
+        going back) is its first occurrence, one skipped (clocks going forward) moves to
+        the first valid instant, as for handoffs (docs/on-call.md#schedules)."""
         cleaned = super().clean()
         schedule = cleaned.get("schedule")
         if not self.may_place_anyone and cleaned.get("user") != self.request_user:
@@ -162,7 +149,7 @@ class OverrideForm(forms.ModelForm):
         zone = ZoneInfo(schedule.time_zone)
         for name in ("start", "end"):
             if isinstance(cleaned.get(name), datetime) and cleaned[name].tzinfo is None:
-                cleaned[name] = first_valid_instant(cleaned[name], zone)
+                cleaned[name] = local_to_instant(cleaned[name], zone)
                 setattr(self.instance, name, cleaned[name])
         start, end = cleaned.get("start"), cleaned.get("end")
         if start and end and end <= start:
