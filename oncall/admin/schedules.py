@@ -16,6 +16,7 @@ from django.utils import timezone
 from oncall import shifts
 from oncall.admin.forms import OverrideForm, RotationForm, ScheduleForm, local_parts
 from oncall.admin.people import safe_next
+from oncall.admin.restriction_text import format_restrictions
 from oncall.admin.timeline import build_days
 from oncall.models import Override, Rotation, Schedule
 from tocsin.adminkit import CSS, JS, AdminPages, admin_url
@@ -39,6 +40,24 @@ class RotationInline(admin.StackedInline):
     form = RotationForm
     extra = 0
     classes = ["tocsin-rotation"]
+    readonly_fields = ["participant_names", "restriction_text"]
+
+    def get_fields(self, request, obj=None):
+        fields = [name for name in self.form.Meta.fields]
+        if not self.has_change_permission(request, obj):
+            # Read-only pages show the JSON fields in the words the form takes.
+            return [{"participants": "participant_names",
+                     "restrictions": "restriction_text"}.get(name, name) for name in fields]
+        return fields
+
+    @admin.display(description="Participants")
+    def participant_names(self, rotation):
+        names = usernames(rotation.participants)
+        return ", ".join(names.get(pk, f"#{pk}") for pk in rotation.participants)
+
+    @admin.display(description="Restrictions")
+    def restriction_text(self, rotation):
+        return format_restrictions(rotation.restrictions) or "None: around the clock"
 
 
 @admin.register(Schedule)
