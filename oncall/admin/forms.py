@@ -102,6 +102,11 @@ class LocalSplitDateTimeField(forms.SplitDateTimeField):
         return None
 
 
+def schedule_from(value) -> Schedule | None:
+    """The schedule a query parameter names, if it names one."""
+    return Schedule.objects.filter(pk=value).first() if str(value or "").isdigit() else None
+
+
 def local_parts(instant: datetime, zone: ZoneInfo) -> list:
     local = instant.astimezone(zone)
     return [local.date(), local.time().replace(microsecond=0)]
@@ -135,6 +140,11 @@ class OverrideForm(forms.ModelForm):
             zone = ZoneInfo(schedule.time_zone)
             for name in ("start", "end"):
                 self.initial[name] = local_parts(getattr(self.instance, name), zone)
+        else:
+            schedule = schedule_from(self.initial.get("schedule"))
+        if schedule is not None:
+            for name in ("start", "end"):
+                self.fields[name].help_text = f"Local time in {schedule.time_zone}."
 
     def clean(self):
         """Start and end are local times in the schedule's zone: an ambiguous one (clocks

@@ -204,7 +204,7 @@ class ContactMethodAdmin(OwnRowsAdmin):
         rule_opts = NotificationRule._meta
         context = {
             **self.admin_site.each_context(request),
-            "opts": self.opts, "title": "My profile", "subtitle": user.get_username(),
+            "opts": self.opts, "title": "My profile",
             "profile_user": user, "here": here,
             "methods": ContactMethod.objects.filter(user=user),
             "rules": NotificationRule.objects.filter(user=user).select_related("contact_method"),

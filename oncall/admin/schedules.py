@@ -14,7 +14,13 @@ from django.urls import reverse
 from django.utils import timezone
 
 from oncall import shifts
-from oncall.admin.forms import OverrideForm, RotationForm, ScheduleForm, local_parts
+from oncall.admin.forms import (
+    OverrideForm,
+    RotationForm,
+    ScheduleForm,
+    local_parts,
+    schedule_from,
+)
 from oncall.admin.people import safe_next
 from oncall.admin.restriction_text import format_restrictions
 from oncall.admin.timeline import build_days
@@ -157,6 +163,10 @@ class OverrideAdmin(AdminPages, admin.ModelAdmin):
         return super().get_queryset(request).select_related(
             "schedule", "user", "replaces", "created_by")
 
+    def get_fields(self, request, obj=None):
+        fields = ["schedule", "user", "replaces", "start", "end"]
+        return fields if obj is None else [*fields, "created_by", "created_at"]
+
     def may_place_anyone(self, request) -> bool:
         # Managers edit overrides; whoever may only add them (a Responder) adds swaps.
         return request.user.has_perm("oncall.change_override")
@@ -182,8 +192,7 @@ class OverrideAdmin(AdminPages, admin.ModelAdmin):
         """The timeline links here with the shift's schedule, instants and user."""
         initial = super().get_changeform_initial_data(request)
         initial.pop("next", None)
-        schedule = Schedule.objects.filter(pk=initial.get("schedule") or None).first() \
-            if str(initial.get("schedule", "")).isdigit() else None
+        schedule = schedule_from(initial.get("schedule"))
         zone = ZoneInfo(schedule.time_zone) if schedule else timezone.get_current_timezone()
         for name in ("start", "end"):
             try:
