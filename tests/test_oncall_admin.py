@@ -512,6 +512,9 @@ def test_manager_resends_a_failed_message(client, manager, responder,
                                           django_capture_on_commit_callbacks):
     failed = notification(responder, status="failed", error="boom")
     signed_in(client, manager)
+    html = client.get(reverse("admin:oncall_personalnotification_change",
+                              args=[failed.pk])).content.decode()
+    assert "boom" in html and "Re-send</button>" in html
     with django_capture_on_commit_callbacks():
         response = client.post(reverse("admin:oncall_personalnotification_changelist"), {
             "action": "resend_selected", "_selected_action": [failed.pk]}, follow=True)
