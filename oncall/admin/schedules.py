@@ -103,7 +103,8 @@ class ScheduleAdmin(AdminPages, admin.ModelAdmin):
         days = build_days(found, first_day=first_day, days=TIMELINE_DAYS, zone=zone, now=now,
                           names=names)
         may_add = request.user.has_perm("oncall.add_override")
-        here = self.object_url(schedule)
+        # Back to the same fortnight after saving the override.
+        here = request.get_full_path()
         add_url = reverse(f"{self.admin_site.name}:oncall_override_add")
         for day in days:
             # Percentages for style attributes: fixed-point, never localized.
