@@ -222,7 +222,7 @@ def queue_page(page_id: int) -> None:
     """After the page's commit: queue what is due now, schedule the rest for its time."""
     now = timezone.now()
     pending = PersonalNotification.objects.filter(page_id=page_id, status=Status.PENDING)
-    for pk, due in pending.values_list("pk", "next_attempt_at"):
+    for pk, due in pending.order_by("next_attempt_at", "pk").values_list("pk", "next_attempt_at"):
         if due is None or due <= now:
             personal_outbox.enqueue(pk)
         else:
