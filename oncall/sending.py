@@ -72,19 +72,21 @@ class PersonalNotificationOutbox(Outbox):
         return {"response_status": error.status}
 
     def on_sent(self, row: PersonalNotification, result: Result) -> None:
-        add_timeline_entry(row, f"{describe(row)} sent")
+        add_timeline_entry(row, f"{describe(row)} sent", Status.SENT)
 
     def on_failed(self, row: PersonalNotification, error: TransportError) -> None:
+        # The first line: Twilio's explanation without the whole answer, kept on the row.
         first_line = str(error).splitlines()[0] if str(error) else "unknown error"
-        add_timeline_entry(row, f"{describe(row)} failed: {first_line[:300]}")
+        add_timeline_entry(row, f"{describe(row)} failed: {first_line[:300]}", Status.FAILED)
 
     def cancel_if_settled(self, pk: int) -> bool:
         """A page's message not yet sent when the incident is acknowledged or resolved is
-        not sent: someone is on it. Failed with the reason; the database decides, so a row
-        a worker has claimed meanwhile is left to it."""
+        not sent: someone is on it. Nor is one whose contact method was disabled since.
+        Failed with the reason; the database decides, so a row a worker has claimed
+        meanwhile is left to it."""
         row = (PersonalNotification.objects.filter(pk=pk, status=Status.PENDING,
                                                    purpose=Purpose.PAGE)
-               .select_related("incident", "page").first())
+               .select_related("incident", "page", "contact_method").first())
         reason = row and row.incident and settled_reason(row)
         if not reason:
             return False
@@ -118,6 +120,8 @@ def settled_reason(row: PersonalNotification) -> str:
     if incident.status == Incident.Status.ACKNOWLEDGED and incident.acknowledged_at and \
             incident.acknowledged_at >= paged_at:
         return f"Not sent: incident #{incident.number} was acknowledged before this was due."
+    if row.contact_method is not None and not row.contact_method.enabled:
+        return "Not sent: the contact method was disabled before this was due."
     return ""
 
 
@@ -132,13 +136,13 @@ def describe(row: PersonalNotification) -> str:
     return f"{KIND_WORDS.get(row.kind, row.kind)} to {display_name(row.user)} ({row.address})"
 
 
-def add_timeline_entry(row: PersonalNotification, message: str) -> None:
+def add_timeline_entry(row: PersonalNotification, message: str, status: str) -> None:
     if row.incident_id is None:
         return
     TimelineEntry.objects.create(
         incident_id=row.incident_id, kind=TimelineEntry.Kind.PAGE, message=message,
         data={"page": row.page_id, "notification": row.pk, "user": row.user_id,
-              "kind": row.kind, "status": "sent" if message.endswith(" sent") else "failed"},
+              "kind": row.kind, "status": status},
     )
 
 

@@ -275,3 +275,17 @@ def test_a_rule_pointing_at_someone_elses_contact_method_is_ignored(inline, inci
     page = inline(page_user, incident, rita)
 
     assert list(page.notifications.values_list("address", flat=True)) == ["rita@example.com"]
+
+
+def test_a_contact_method_disabled_before_its_rule_is_due_is_not_used(inline, incident, rita):
+    later = rule(rita, "email", "rita.home@example.com", 10)
+    page = inline(page_user, incident, rita)
+    ContactMethod.objects.filter(pk=later.contact_method_id).update(enabled=False)
+    row = page.notifications.get()
+    make_due(row)
+
+    send_personal_notification(row.pk)
+
+    row.refresh_from_db()
+    assert row.status == Status.FAILED and "contact method was disabled" in row.error
+    assert mail.outbox == []
