@@ -51,7 +51,8 @@ class Message:
 
 
 def headline(incident) -> str:
-    return f"#{incident.number} {incident.get_status_display().lower()}: {incident.title}"
+    drill = "[DRILL] " if incident.drill else ""
+    return f"{drill}#{incident.number} {incident.get_status_display().lower()}: {incident.title}"
 
 
 def page_message(kind: str, incident, user) -> Message:
@@ -59,7 +60,8 @@ def page_message(kind: str, incident, user) -> Message:
     link = ack_url(user.pk, incident.pk)
     high = incident.urgency == incident.Urgency.HIGH
     if kind == "sms":
-        return Message("", sms_page_text(incident.number, incident.title, link), link,
+        title = f"[DRILL] {incident.title}" if incident.drill else incident.title
+        return Message("", sms_page_text(incident.number, title, link), link,
                        high_urgency=high)
     if kind == "voice":
         return Message("", voice_page_text(incident), link, high_urgency=high)
@@ -107,7 +109,8 @@ def sms_page_text(number: int, title: str, link: str) -> str:
 
 
 def voice_page_text(incident) -> str:
-    return (f"Tocsin. Incident {incident.number} on {one_line(incident.service.name)}: "
+    drill = " This is a drill." if incident.drill else ""
+    return (f"Tocsin.{drill} Incident {incident.number} on {one_line(incident.service.name)}: "
             f"{clip(one_line(incident.title), VOICE_TITLE_CHARS)}. Press 1 to acknowledge.")
 
 

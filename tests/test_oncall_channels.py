@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from incidents import lifecycle
 from oncall.acklinks import read_token
-from oncall.messages import gsm7, gsm7_length, sms_page_text
+from oncall.messages import gsm7, gsm7_length, page_message, sms_page_text
 from oncall.models import ContactMethod, PersonalNotification
 from oncall.sending import page_user, send_test
 from oncall.validation import normalize_contact_address
@@ -348,3 +348,16 @@ def test_bad_contact_addresses_are_refused_with_a_clear_message(kind, given, pro
     with pytest.raises(ValidationError) as caught:
         normalize_contact_address(kind, given)
     assert problem in " ".join(caught.value.messages)
+
+
+def test_a_drill_says_so_on_every_channel(service, paged):
+    drill = lifecycle.open_incident(service=service, title="Failover rehearsal",
+                                    entity_id="drill-1", drill=True)
+
+    sms = page_message("sms", drill, paged)
+    voice = page_message("voice", drill, paged)
+    push = page_message("ntfy", drill, paged)
+
+    assert sms.text.startswith(f"#{drill.number} [DRILL] Failover rehearsal Ack: ")
+    assert voice.text.startswith(f"Tocsin. This is a drill. Incident {drill.number} on ")
+    assert push.subject == f"[DRILL] #{drill.number} triggered: Failover rehearsal"
