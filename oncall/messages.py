@@ -99,7 +99,9 @@ def sms_page_text(number: int, title: str, link: str) -> str:
     """"#42 <title> Ack: <link>" in one GSM-7 segment if the title can be shortened to fit;
     the link is never cut, so a long one makes the message take several segments."""
     head, tail = f"#{number} ", f" Ack: {link}"
-    title = gsm7(one_line(title))
+    title = one_line(gsm7(title))
+    if not title:
+        return f"#{number} Ack: {link}"
     room = SMS_SEGMENT_CHARS - gsm7_length(head + tail)
     if gsm7_length(title) <= room:
         return head + title + tail

@@ -3,11 +3,15 @@ how their answers become sent, retried or failed messages; the guard; addresses.
 
 import base64
 from datetime import timedelta
+from urllib.parse import parse_qsl
 
 import pytest
 from django.core import mail
 from django.core.exceptions import ValidationError
 from django.utils import timezone
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from incidents import lifecycle
 from oncall.acklinks import read_token
@@ -71,8 +75,10 @@ def test_sms_page_posts_exactly_the_contract_form_to_twilio_messages(
     assert request.headers["authorization"] == basic(SID, TOKEN)
     assert request.headers["content-type"] == "application/x-www-form-urlencoded"
     link = f"https://tocsin.example.com/ack/{ack_token_of(request.form['Body'])}/"
-    assert request.form == {"To": "+4915112345678", "From": FROM,
-                            "Body": f"#{incident.number} Disk full on db-1 Ack: {link}"}
+    # Exactly these fields, each once (order does not matter to Twilio).
+    assert sorted(parse_qsl(request.body.decode(), keep_blank_values=True)) == sorted({
+        "To": "+4915112345678", "From": FROM,
+        "Body": f"#{incident.number} Disk full on db-1 Ack: {link}"}.items())
     target = read_token(ack_token_of(link))
     assert (target.user_id, target.incident_id) == (paged.pk, incident.pk)
     row.refresh_from_db()
@@ -98,6 +104,19 @@ def test_sms_replaces_characters_outside_gsm7_so_one_emoji_keeps_one_segment():
     assert text == f"#7 Müller's \"disk\" ? full - ?odz café Ack: {link}"
     assert all(char == gsm7(char) for char in text)
     assert gsm7_length("[€]") == 6
+
+
+@hypothesis_settings(max_examples=300, deadline=None)
+@given(title=st.text(max_size=500), number=st.integers(min_value=1, max_value=10**9))
+def test_any_title_gives_one_gsm7_segment_ending_in_the_whole_link(title, number):
+    link = "https://tocsin.example.com/ack/12:345:1pXyZa:" + "s" * 43 + "/"
+
+    text = sms_page_text(number, title, link)
+
+    assert text.startswith(f"#{number} ") and text.endswith(f" Ack: {link}")
+    assert "  " not in text
+    assert gsm7(text) == text
+    assert gsm7_length(text) <= 160
 
 
 def test_sms_with_a_link_too_long_for_one_segment_keeps_the_whole_link():
