@@ -233,6 +233,40 @@ def queue_page(page_id: int) -> None:
             personal_outbox.schedule_due(pk, due)
 
 
+# Notices ---------------------------------------------------------------------------------
+
+def notify_user(user, *, subject: str, text: str, key: str,
+                purpose: str = Purpose.HANDOFF) -> list[PersonalNotification]:
+    """Record a notice to ``user`` (a handoff: "you are on call from 09:00") and queue it
+    after commit: one message per enabled contact method of the user's immediate (0
+    minute) rules, voice calls left out (a reminder is not worth a ringing phone), or else
+    the account's email address. ``key`` names the happening: recording it again adds
+    nothing. ``text`` is sent as it is (SMS: made GSM-7)."""
+    rules = NotificationRule.objects.filter(
+        user=user, delay_minutes=0, contact_method__user=user, contact_method__enabled=True,
+    ).exclude(contact_method__kind=Kind.VOICE).select_related("contact_method")
+    methods = {rule.contact_method_id: rule.contact_method for rule in rules}
+    now = timezone.now()
+    rows = [
+        PersonalNotification(user=user, contact_method=method, kind=method.kind,
+                             address=method.address, purpose=purpose, subject=subject[:255],
+                             text=text, next_attempt_at=now,
+                             dedup_key=f"{key}:method:{method.pk}"[:255])
+        for method in methods.values()
+    ] or [PersonalNotification(user=user, kind=Kind.EMAIL, address=user.email,
+                               purpose=purpose, subject=subject[:255], text=text,
+                               next_attempt_at=now, dedup_key=f"{key}:account-email"[:255])]
+    if not user.email and rows[0].contact_method is None:
+        rows[0].status, rows[0].next_attempt_at = Status.FAILED, None
+        rows[0].error = (f"{display_name(user)} has no contact method for notices and no "
+                         "email address: nobody was notified.")
+    with transaction.atomic():
+        PersonalNotification.objects.bulk_create(rows, ignore_conflicts=True)
+        keys = [row.dedup_key for row in rows]
+        transaction.on_commit(lambda: personal_outbox.enqueue_pending(dedup_key__in=keys))
+    return list(PersonalNotification.objects.filter(dedup_key__in=keys))
+
+
 # Tests, re-sends, the sweeper ----------------------------------------------------------
 
 def send_test(contact_method: ContactMethod, *, actor=None) -> PersonalNotification:

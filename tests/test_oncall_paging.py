@@ -12,6 +12,7 @@ from incidents import lifecycle
 from oncall import sending
 from oncall.models import ContactMethod, Page, PersonalNotification
 from oncall.sending import (
+    notify_user,
     page_user,
     queue_due_personal_notifications,
     record_page_notifications,
@@ -289,3 +290,32 @@ def test_a_contact_method_disabled_before_its_rule_is_due_is_not_used(inline, in
     row.refresh_from_db()
     assert row.status == Status.FAILED and "contact method was disabled" in row.error
     assert mail.outbox == []
+
+
+def test_a_notice_goes_once_to_the_immediate_methods_but_never_as_a_call(
+        inline, rita, http_sink):
+    rule(rita, "ntfy", f"{http_sink.url}/rita", 0)
+    rule(rita, "voice", "+4915112345678", 0)
+    rule(rita, "email", "rita.home@example.com", 5)
+
+    rows = inline(notify_user, rita, subject="On call from 09:00", key="handoff:1:2027-03-28",
+                  text="You are on call for Checkout from 09:00 (Europe/Berlin).")
+    again = inline(notify_user, rita, subject="On call from 09:00", key="handoff:1:2027-03-28",
+                   text="You are on call for Checkout from 09:00 (Europe/Berlin).")
+
+    assert [(row.kind, row.purpose) for row in rows] == [("ntfy", "handoff")]
+    assert [row.pk for row in again] == [rows[0].pk]
+    [request] = http_sink.requests
+    assert request.headers["title"] == "On call from 09:00"
+    assert request.body == b"You are on call for Checkout from 09:00 (Europe/Berlin)."
+    rows[0].refresh_from_db()
+    assert rows[0].status == Status.SENT and mail.outbox == []
+
+
+def test_a_notice_to_someone_without_immediate_methods_is_emailed(inline, rita):
+    rows = inline(notify_user, rita, subject="On call from 09:00", text="You are on call.",
+                  key="handoff:1:2027-03-29")
+
+    assert [(row.address, row.status) for row in PersonalNotification.objects.filter(
+        pk__in=[r.pk for r in rows])] == [("rita@example.com", Status.SENT)]
+    assert mail.outbox[0].subject == "On call from 09:00"
