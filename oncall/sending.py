@@ -50,7 +50,7 @@ class PersonalNotificationOutbox(Outbox):
 
     def process(self, pk: int) -> str:
         if self.cancel_if_settled(pk):
-            return "cancelled: the incident was acknowledged or resolved"
+            return "cancelled: no longer needed (see its error)"
         return super().process(pk)
 
     def send(self, row: PersonalNotification) -> Result:

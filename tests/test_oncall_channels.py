@@ -178,7 +178,7 @@ def test_twilio_500_is_retried_later_with_backoff(twilio, inline, deliver_inline
     assert row.status == Status.PENDING and row.attempts == 1
     assert row.next_attempt_at > before + timedelta(seconds=5)
     assert row.response_status == 500
-    assert "HTTP 500" in row.error and "Internal Server Error" in row.error
+    assert row.error.startswith("Twilio failed (HTTP 500, error 20500: Internal Server Error)")
     assert [pk for pk, _ in deliver_inline] == [row.pk]
 
 
