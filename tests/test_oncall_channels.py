@@ -380,3 +380,17 @@ def test_a_drill_says_so_on_every_channel(service, paged):
     assert sms.text.startswith(f"#{drill.number} [DRILL] Failover rehearsal Ack: ")
     assert voice.text.startswith(f"Tocsin. This is a drill. Incident {drill.number} on ")
     assert push.subject == f"[DRILL] #{drill.number} triggered: Failover rehearsal"
+
+
+def test_line_breaks_in_a_title_never_reach_a_header_or_subject(
+        http_sink, inline, service, paged):
+    incident = lifecycle.open_incident(service=service, title="Disk full\r\nX-Evil: 1",
+                                       entity_id="db-9")
+
+    page_through(inline, incident, paged, "ntfy", f"{http_sink.url}/rita-pages")
+    email = page_message("email", incident, paged)
+
+    [request] = http_sink.requests
+    assert request.headers["title"] == f"#{incident.number} triggered: Disk full X-Evil: 1"
+    assert "x-evil" not in request.headers
+    assert email.subject == f"[Tocsin] #{incident.number} triggered: Disk full X-Evil: 1"

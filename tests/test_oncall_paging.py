@@ -319,3 +319,12 @@ def test_a_notice_to_someone_without_immediate_methods_is_emailed(inline, rita):
     assert [(row.address, row.status) for row in PersonalNotification.objects.filter(
         pk__in=[r.pk for r in rows])] == [("rita@example.com", Status.SENT)]
     assert mail.outbox[0].subject == "On call from 09:00"
+
+
+def test_the_sweeper_leaves_a_delayed_rule_alone_until_it_is_due(deliver_inline, incident,
+                                                                 rita):
+    rule(rita, "email", "rita.home@example.com", 30)
+    page_user(incident, rita)
+
+    assert queue_due_personal_notifications() == 0
+    assert mail.outbox == [] and deliver_inline == []
