@@ -77,7 +77,7 @@ def page_message(kind: str, incident, user) -> Message:
                    render_to_string("oncall/page_email.html", context), high_urgency=high)
 
 
-def test_message(kind: str, user, *, actor=None) -> Message:
+def message_for_test(kind: str, user, *, actor=None) -> Message:
     """A test through a contact method of ``kind``: proof that it reaches ``user``
     (``actor``, when someone else asked for it, is named)."""
     if kind == "voice":

@@ -273,7 +273,7 @@ def send_test(contact_method: ContactMethod, *, actor=None) -> PersonalNotificat
     """Record a test message to ``contact_method`` and send it now, in the caller's
     request (a short deadline); returns the row with its outcome (status, error). A
     retryable failure is retried like any message."""
-    message = messages.test_message(contact_method.kind, contact_method.user, actor=actor)
+    message = messages.message_for_test(contact_method.kind, contact_method.user, actor=actor)
     row = PersonalNotification.objects.create(
         user=contact_method.user, contact_method=contact_method, kind=contact_method.kind,
         address=contact_method.address, purpose=Purpose.TEST, subject=message.subject,
