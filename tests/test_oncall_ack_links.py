@@ -79,10 +79,11 @@ def test_head_and_repeated_gets_change_nothing_either(client, link, incident):
     assert timeline(incident) == before
 
 
-def test_page_is_not_cached_and_sends_no_referrer(client, link):
+def test_page_is_not_cached_and_sends_no_referrer_to_other_sites(client, link):
     response = client.get(link)
     assert "no-store" in response["Cache-Control"]
-    assert '<meta name="referrer" content="no-referrer">' in response.content.decode()
+    assert response["Referrer-Policy"] == "same-origin"
+    assert '<meta name="referrer" content="same-origin">' in response.content.decode()
 
 
 def test_post_acknowledges_as_the_links_user_with_their_name_on_the_timeline(
