@@ -144,7 +144,7 @@ def test_notice_goes_to_the_first_enabled_contact_method_that_is_not_a_call(sche
 
 
 def test_sms_notice_of_a_long_schedule_name_still_fits_one_segment(schedule, bob):
-    schedule.name = "Very long schedule name “for the payments platform” " * 4
+    schedule.name = ("Very long schedule name “for the payments platform” " * 3)[:200]
     schedule.save()
     ContactMethod.objects.create(user=bob, kind="sms", address="+4915112345679")
     send_handoff_notices(now=utc(2027, 1, 5, 7, 50))
