@@ -17,8 +17,11 @@ from django.urls import reverse
 from incidents import lifecycle
 from incidents.models import Incident, TimelineEntry
 from oncall.acklinks import ack_call_url, ack_url, make_token
+from oncall.models import ContactMethod, NotificationRule
+from oncall.sending import page_user
 from oncall.views import twilio_signature
 from tests.conftest import make_user
+from tests.sinks import Reply
 
 pytestmark = pytest.mark.django_db
 
@@ -383,3 +386,31 @@ def test_call_signed_with_other_params_is_refused(client, twilio_settings, call_
     assert response.status_code == 403
     incident.refresh_from_db()
     assert incident.status == Incident.Status.TRIGGERED
+
+
+def test_the_call_a_page_places_acknowledges_when_twilio_posts_the_key_back(
+        settings, http_sink, inline, incident, oncall_user):
+    """End to end: the voice page's TwiML names the action URL; Twilio signs its request
+    with that URL and the auth token; pressing 1 acknowledges."""
+    settings.TOCSIN_TWILIO_ACCOUNT_SID = "AC0123"
+    settings.TOCSIN_TWILIO_AUTH_TOKEN = "tw-secret"
+    settings.TOCSIN_TWILIO_FROM = "+15005550006"
+    settings.TOCSIN_TWILIO_API_URL = http_sink.url
+    settings.TOCSIN_PUBLIC_URL = "https://tocsin.example.com/portal"
+    http_sink.default = Reply(201, {"sid": "CA0001", "status": "queued"})
+    ContactMethod.objects.create(user=oncall_user, kind="voice", address="+12025550123")
+    NotificationRule.objects.create(user=oncall_user, delay_minutes=0,
+                                    contact_method=oncall_user.contact_methods.get())
+    inline(page_user, incident, oncall_user)
+
+    [request] = http_sink.requests
+    action = re.search(r'action="([^"]+)"', request.form["Twiml"]).group(1)
+    assert action.startswith("https://tocsin.example.com/portal/ack/")
+    params = {"Digits": "1", "CallSid": "CA0001", "AccountSid": "AC0123"}
+    signature = sign_like_twilio("tw-secret", action, params)
+    path = action.removeprefix("https://tocsin.example.com/portal")
+    response = Client().post(path, params, HTTP_X_TWILIO_SIGNATURE=signature)
+    assert response.status_code == 200
+    assert f"Incident {incident.number} acknowledged." in response.content.decode()
+    incident.refresh_from_db()
+    assert incident.status == Incident.Status.ACKNOWLEDGED
