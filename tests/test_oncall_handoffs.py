@@ -364,3 +364,20 @@ def test_a_rotation_shift_right_after_the_same_persons_override_is_no_handoff(sc
     assert "from  Wed 06 Jan 2027, 07:00 CET" in notice.text
     assert "until Thu 07 Jan 2027, 09:00 CET" in notice.text  # through her own shift
     assert "an override puts you on call" in notice.text.lower()
+
+
+def test_the_fallback_user_is_told_when_the_rotations_leave_nobody(team, ann, cid):
+    # ann covers weekdays 09:00-17:00 Berlin; from 17:00 the fallback user cid is on call.
+    schedule = Schedule.objects.create(name="Office hours", team=team,
+                                       time_zone="Europe/Berlin", fallback_user=cid)
+    Rotation.objects.create(schedule=schedule, name="Days", shift_kind="weekly",
+                            handoff_date=date(2027, 1, 4), handoff_time=time(9),
+                            participants=[ann.pk],
+                            restrictions=[{"weekdays": [0, 1, 2, 3, 4], "start": "09:00",
+                                           "end": "17:00"}])
+    assert send_handoff_notices(now=utc(2027, 1, 5, 15, 50)) == 1
+    [notice] = notices()
+    assert notice.user == cid
+    assert "from  Tue 05 Jan 2027, 17:00 CET" in notice.text
+    assert "until Wed 06 Jan 2027, 09:00 CET" in notice.text
+    assert "Taking over from: ann." in notice.text
