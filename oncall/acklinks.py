@@ -44,7 +44,9 @@ def read_token(token: str, *, max_age: int = VALID_SECONDS) -> LinkTarget:
     except signing.BadSignature as exc:
         raise LinkError("This acknowledge link is not valid.") from exc
     user_id, _, incident_id = value.partition(":")
-    if not (user_id.isdigit() and incident_id.isdigit()):
+    # Only ASCII digits: str.isdigit() also accepts other scripts' digits and superscripts.
+    if not (user_id.isascii() and user_id.isdigit() and incident_id.isascii()
+            and incident_id.isdigit()):
         raise LinkError("This acknowledge link is not valid.")
     return LinkTarget(int(user_id), int(incident_id))
 
@@ -52,3 +54,9 @@ def read_token(token: str, *, max_age: int = VALID_SECONDS) -> LinkTarget:
 def ack_url(user_id: int, incident_id: int) -> str:
     """The absolute acknowledge link a page carries."""
     return portal_url(reverse("acknowledge-link", args=[make_token(user_id, incident_id)]))
+
+
+def ack_call_url(user_id: int, incident_id: int) -> str:
+    """The absolute address a voice call's <Gather action> posts the pressed key to; Twilio
+    signs its request with this very URL, and the view checks it against the same."""
+    return portal_url(reverse("acknowledge-call", args=[make_token(user_id, incident_id)]))

@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_delete, post_save, pre_save
 
 
 class OncallConfig(AppConfig):
@@ -7,5 +8,16 @@ class OncallConfig(AppConfig):
     verbose_name = "On call"
 
     def ready(self):
-        # Editing a rotation records its previous definition (oncall/rotation_history.py).
-        from oncall import rotation_history  # noqa: F401
+        # Models load only once apps are ready.
+        from oncall import contributions, handoffs
+        from oncall.models import Override
+
+        contributions.register()
+        # An override added, changed or removed anywhere (API, admin, shell) tells the
+        # people whose shifts it touches (docs/on-call.md#handoff-notices).
+        pre_save.connect(handoffs.remember_previous, sender=Override,
+                         dispatch_uid="oncall.handoffs.remember_previous")
+        post_save.connect(handoffs.override_saved, sender=Override,
+                          dispatch_uid="oncall.handoffs.override_saved")
+        post_delete.connect(handoffs.override_deleted, sender=Override,
+                            dispatch_uid="oncall.handoffs.override_deleted")

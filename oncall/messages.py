@@ -51,7 +51,8 @@ class Message:
 
 
 def headline(incident) -> str:
-    return f"#{incident.number} {incident.get_status_display().lower()}: {incident.title}"
+    drill = "[DRILL] " if incident.drill else ""
+    return f"{drill}#{incident.number} {incident.get_status_display().lower()}: {incident.title}"
 
 
 def page_message(kind: str, incident, user) -> Message:
@@ -59,7 +60,8 @@ def page_message(kind: str, incident, user) -> Message:
     link = ack_url(user.pk, incident.pk)
     high = incident.urgency == incident.Urgency.HIGH
     if kind == "sms":
-        return Message("", sms_page_text(incident.number, incident.title, link), link,
+        title = f"[DRILL] {incident.title}" if incident.drill else incident.title
+        return Message("", sms_page_text(incident.number, title, link), link,
                        high_urgency=high)
     if kind == "voice":
         return Message("", voice_page_text(incident), link, high_urgency=high)
@@ -75,7 +77,7 @@ def page_message(kind: str, incident, user) -> Message:
                    render_to_string("oncall/page_email.html", context), high_urgency=high)
 
 
-def test_message(kind: str, user, *, actor=None) -> Message:
+def message_for_test(kind: str, user, *, actor=None) -> Message:
     """A test through a contact method of ``kind``: proof that it reaches ``user``
     (``actor``, when someone else asked for it, is named)."""
     if kind == "voice":
@@ -97,7 +99,9 @@ def sms_page_text(number: int, title: str, link: str) -> str:
     """"#42 <title> Ack: <link>" in one GSM-7 segment if the title can be shortened to fit;
     the link is never cut, so a long one makes the message take several segments."""
     head, tail = f"#{number} ", f" Ack: {link}"
-    title = gsm7(one_line(title))
+    title = one_line(gsm7(title))
+    if not title:
+        return f"#{number} Ack: {link}"
     room = SMS_SEGMENT_CHARS - gsm7_length(head + tail)
     if gsm7_length(title) <= room:
         return head + title + tail
@@ -107,7 +111,8 @@ def sms_page_text(number: int, title: str, link: str) -> str:
 
 
 def voice_page_text(incident) -> str:
-    return (f"Tocsin. Incident {incident.number} on {one_line(incident.service.name)}: "
+    drill = " This is a drill." if incident.drill else ""
+    return (f"Tocsin.{drill} Incident {incident.number} on {one_line(incident.service.name)}: "
             f"{clip(one_line(incident.title), VOICE_TITLE_CHARS)}. Press 1 to acknowledge.")
 
 

@@ -50,7 +50,7 @@ class PersonalNotificationOutbox(Outbox):
 
     def process(self, pk: int) -> str:
         if self.cancel_if_settled(pk):
-            return "cancelled: the incident was acknowledged or resolved"
+            return "cancelled: no longer needed (see its error)"
         return super().process(pk)
 
     def send(self, row: PersonalNotification) -> Result:
@@ -72,19 +72,21 @@ class PersonalNotificationOutbox(Outbox):
         return {"response_status": error.status}
 
     def on_sent(self, row: PersonalNotification, result: Result) -> None:
-        add_timeline_entry(row, f"{describe(row)} sent")
+        add_timeline_entry(row, f"{describe(row)} sent", Status.SENT)
 
     def on_failed(self, row: PersonalNotification, error: TransportError) -> None:
+        # The first line: Twilio's explanation without the whole answer, kept on the row.
         first_line = str(error).splitlines()[0] if str(error) else "unknown error"
-        add_timeline_entry(row, f"{describe(row)} failed: {first_line[:300]}")
+        add_timeline_entry(row, f"{describe(row)} failed: {first_line[:300]}", Status.FAILED)
 
     def cancel_if_settled(self, pk: int) -> bool:
         """A page's message not yet sent when the incident is acknowledged or resolved is
-        not sent: someone is on it. Failed with the reason; the database decides, so a row
-        a worker has claimed meanwhile is left to it."""
+        not sent: someone is on it. Nor is one whose contact method was disabled since.
+        Failed with the reason; the database decides, so a row a worker has claimed
+        meanwhile is left to it."""
         row = (PersonalNotification.objects.filter(pk=pk, status=Status.PENDING,
                                                    purpose=Purpose.PAGE)
-               .select_related("incident", "page").first())
+               .select_related("incident", "page", "contact_method").first())
         reason = row and row.incident and settled_reason(row)
         if not reason:
             return False
@@ -118,6 +120,8 @@ def settled_reason(row: PersonalNotification) -> str:
     if incident.status == Incident.Status.ACKNOWLEDGED and incident.acknowledged_at and \
             incident.acknowledged_at >= paged_at:
         return f"Not sent: incident #{incident.number} was acknowledged before this was due."
+    if row.contact_method is not None and not row.contact_method.enabled:
+        return "Not sent: the contact method was disabled before this was due."
     return ""
 
 
@@ -132,13 +136,13 @@ def describe(row: PersonalNotification) -> str:
     return f"{KIND_WORDS.get(row.kind, row.kind)} to {display_name(row.user)} ({row.address})"
 
 
-def add_timeline_entry(row: PersonalNotification, message: str) -> None:
+def add_timeline_entry(row: PersonalNotification, message: str, status: str) -> None:
     if row.incident_id is None:
         return
     TimelineEntry.objects.create(
         incident_id=row.incident_id, kind=TimelineEntry.Kind.PAGE, message=message,
         data={"page": row.page_id, "notification": row.pk, "user": row.user_id,
-              "kind": row.kind, "status": "sent" if message.endswith(" sent") else "failed"},
+              "kind": row.kind, "status": status},
     )
 
 
@@ -222,11 +226,45 @@ def queue_page(page_id: int) -> None:
     """After the page's commit: queue what is due now, schedule the rest for its time."""
     now = timezone.now()
     pending = PersonalNotification.objects.filter(page_id=page_id, status=Status.PENDING)
-    for pk, due in pending.values_list("pk", "next_attempt_at"):
+    for pk, due in pending.order_by("next_attempt_at", "pk").values_list("pk", "next_attempt_at"):
         if due is None or due <= now:
             personal_outbox.enqueue(pk)
         else:
             personal_outbox.schedule_due(pk, due)
+
+
+# Notices ---------------------------------------------------------------------------------
+
+def notify_user(user, *, subject: str, text: str, key: str,
+                purpose: str = Purpose.HANDOFF) -> list[PersonalNotification]:
+    """Record a notice to ``user`` (a handoff: "you are on call from 09:00") and queue it
+    after commit: one message per enabled contact method of the user's immediate (0
+    minute) rules, voice calls left out (a reminder is not worth a ringing phone), or else
+    the account's email address. ``key`` names the happening: recording it again adds
+    nothing. ``text`` is sent as it is (SMS: made GSM-7)."""
+    rules = NotificationRule.objects.filter(
+        user=user, delay_minutes=0, contact_method__user=user, contact_method__enabled=True,
+    ).exclude(contact_method__kind=Kind.VOICE).select_related("contact_method")
+    methods = {rule.contact_method_id: rule.contact_method for rule in rules}
+    now = timezone.now()
+    rows = [
+        PersonalNotification(user=user, contact_method=method, kind=method.kind,
+                             address=method.address, purpose=purpose, subject=subject[:255],
+                             text=text, next_attempt_at=now,
+                             dedup_key=f"{key}:method:{method.pk}"[:255])
+        for method in methods.values()
+    ] or [PersonalNotification(user=user, kind=Kind.EMAIL, address=user.email,
+                               purpose=purpose, subject=subject[:255], text=text,
+                               next_attempt_at=now, dedup_key=f"{key}:account-email"[:255])]
+    if not user.email and rows[0].contact_method is None:
+        rows[0].status, rows[0].next_attempt_at = Status.FAILED, None
+        rows[0].error = (f"{display_name(user)} has no contact method for notices and no "
+                         "email address: nobody was notified.")
+    with transaction.atomic():
+        PersonalNotification.objects.bulk_create(rows, ignore_conflicts=True)
+        keys = [row.dedup_key for row in rows]
+        transaction.on_commit(lambda: personal_outbox.enqueue_pending(dedup_key__in=keys))
+    return list(PersonalNotification.objects.filter(dedup_key__in=keys))
 
 
 # Tests, re-sends, the sweeper ----------------------------------------------------------
@@ -235,7 +273,7 @@ def send_test(contact_method: ContactMethod, *, actor=None) -> PersonalNotificat
     """Record a test message to ``contact_method`` and send it now, in the caller's
     request (a short deadline); returns the row with its outcome (status, error). A
     retryable failure is retried like any message."""
-    message = messages.test_message(contact_method.kind, contact_method.user, actor=actor)
+    message = messages.message_for_test(contact_method.kind, contact_method.user, actor=actor)
     row = PersonalNotification.objects.create(
         user=contact_method.user, contact_method=contact_method, kind=contact_method.kind,
         address=contact_method.address, purpose=Purpose.TEST, subject=message.subject,

@@ -13,7 +13,7 @@ from destinations.models import Destination
 from incidents import lifecycle
 from tests.conftest import make_user
 
-APPS_ON_TOP = {"integrations", "destinations", "notifications"}
+APPS_ON_TOP = {"integrations", "destinations", "notifications", "oncall"}
 
 
 def imported_modules(path: Path) -> set[str]:

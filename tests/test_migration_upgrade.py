@@ -20,6 +20,9 @@ pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
 APPS = ["incidents", "destinations", "integrations", "notifications"]
 LEGACY = {app: f"tests.legacy.{app}.migrations" for app in APPS}
+# Apps added since 756d098 migrate with their own migrations in both builds: they depend on
+# the old apps, so emptying those unapplies them too, and the way back must reapply them.
+NEWER_APPS = ["oncall"]
 
 
 def migrate(targets) -> MigrationExecutor:
@@ -30,7 +33,7 @@ def migrate(targets) -> MigrationExecutor:
 
 
 def to_the_leaves(graph):
-    return [key for key in graph.leaf_nodes() if key[0] in APPS]
+    return [key for key in graph.leaf_nodes() if key[0] in APPS + NEWER_APPS]
 
 
 def to_zero(graph):

@@ -28,6 +28,7 @@ from integrations.models import Alert, InboundEvent
 from integrations.processing import process_event
 from notifications.models import NotificationSettings
 from notifications.sending import notification_outbox
+from oncall.models import Page, PersonalNotification
 from tests.conftest import api_client_for, make_user
 from tests.ingest_helpers import post_event
 
@@ -97,10 +98,11 @@ INCIDENT_LIST_QUERIES = 10
 # One incident's page as a Responder, who may see but not edit its fields:
 #  3. the incident, with service and alert count   4-5. permissions
 #  6. its tags   7. its timeline   8. its deliveries, with their destinations
-RESPONDER_INCIDENT_PAGE_QUERIES = 8
+#  9. the people paged, with their users   10. the messages of those pages
+RESPONDER_INCIDENT_PAGE_QUERIES = 10
 # As a Manager, who may edit them: the form adds one query per choice list:
 #  7-10. priorities, SLAs, escalation policies, tags (the incident's tags are 6.)
-MANAGER_INCIDENT_PAGE_QUERIES = 12
+MANAGER_INCIDENT_PAGE_QUERIES = 14
 
 # GET /api/v1/incidents/ with a token:
 #  1. the token, with its user   2-3. the user's permissions
@@ -216,8 +218,8 @@ def add_incidents(service, integration, count: int) -> Incident:
 
 
 def crowd(incident, integration, count: int) -> None:
-    """Give one incident `count` alerts, tags, notes by different people and deliveries to
-    different destinations: what its page lists."""
+    """Give one incident `count` alerts, tags, notes by different people, deliveries to
+    different destinations and pages of different people: what its page lists."""
     tags = Tag.objects.bulk_create(
         Tag(name=f"{incident.pk}-extra-{index}") for index in range(count))
     incident.tags.add(*tags)
@@ -227,6 +229,10 @@ def crowd(incident, integration, count: int) -> None:
     for index in range(count):
         author = User.objects.create(username=f"{incident.pk}-author-{index}")
         lifecycle.add_note(incident, f"Note {index}", actor=author)
+        page = Page.objects.create(incident=incident, user=author)
+        PersonalNotification.objects.create(
+            page=page, incident=incident, user=author, kind="email", purpose="page",
+            address=f"{author.username}@example.com", dedup_key=f"page:{page.pk}")
     destinations = Destination.objects.bulk_create(
         Destination(name=f"Hook {incident.pk}-{index}", kind="webhook",
                     config={"url": f"https://hooks.example.com/{index}"})

@@ -48,7 +48,7 @@ def explained(error: TransportError) -> TransportError:
     if isinstance(answer, dict) and answer.get("message"):
         code = f", error {answer['code']}" if answer.get("code") else ""
         detail = f"{code}: {answer['message']}"
-    verdict = "will retry" if not error.permanent else "refused"
+    verdict = "refused" if error.permanent else "failed"
     message = f"Twilio {verdict} (HTTP {error.status}{detail})"
     if error.body:
         message += f"\nResponse: {error.body}"
