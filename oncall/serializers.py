@@ -270,23 +270,24 @@ class ScheduleSerializer(ModelSerializer):
     def validate_rotations(self, entries):
         mine = set(self.instance.rotations.values_list("pk", flat=True)) if self.instance \
             else set()
-        errors, seen = [], set()
-        for entry in entries:
+        # Problems keyed by the entry's index, as DRF reports the entries' own fields.
+        errors, seen = {}, set()
+        for index, entry in enumerate(entries):
             rotation_id = entry.get("id")
             if rotation_id is None:
                 # A PATCH skips missing keys; a new rotation still needs these.
                 missing = [name.removesuffix("_date") for name in NEW_ROTATION_NEEDS
                            if name not in entry]
-                errors.append({name: ["This field is required."] for name in missing})
+                if missing:
+                    errors[str(index)] = {name: ["This field is required."] for name in missing}
             elif rotation_id not in mine:
-                errors.append({"id": [f"This schedule has no rotation {rotation_id}; leave "
-                                      "the id out to create one."]})
+                errors[str(index)] = {"id": [
+                    f"This schedule has no rotation {rotation_id}; leave the id out to create "
+                    "one."]}
             elif rotation_id in seen:
-                errors.append({"id": [f"Rotation {rotation_id} is listed twice."]})
-            else:
-                errors.append({})
+                errors[str(index)] = {"id": [f"Rotation {rotation_id} is listed twice."]}
             seen.add(rotation_id)
-        if any(errors):
+        if errors:
             raise serializers.ValidationError(errors)
         return entries
 
