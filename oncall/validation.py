@@ -1,6 +1,16 @@
 """Checks shared by the REST API and the admin, so both accept and refuse the same input.
 STUB parts are filled in by the helpers that own them (see each function)."""
 
+import functools
+import re
+import zoneinfo
+from datetime import datetime
+
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
+
+CLOCK = re.compile(r"(?P<hours>[0-9]{1,2}):(?P<minutes>[0-9]{2})")
+
 
 def normalize_contact_address(kind: str, address: str) -> str:
     """The address in its stored form (E.164 for sms/voice, as given for email/ntfy);
@@ -9,11 +19,104 @@ def normalize_contact_address(kind: str, address: str) -> str:
 
 
 def validate_time_zone(name: str) -> str:
-    """An IANA zone name, or ValidationError. (engine helper)"""
-    return name
+    """An IANA zone name (Europe/Berlin, UTC), or ValidationError. (engine helper)"""
+    if not isinstance(name, str) or name.strip() not in available_zones():
+        raise ValidationError(
+            f"“{name}” is not a known IANA time zone: use a name like Europe/Berlin, "
+            "America/New_York or UTC.", code="time_zone")
+    return name.strip()
+
+
+@functools.cache
+def available_zones() -> frozenset:
+    return frozenset(zoneinfo.available_timezones())
 
 
 def normalize_restrictions(value) -> list[dict]:
     """[{"weekdays": [0-6], "start": "HH:MM", "end": "HH:MM"}] checked and normalized, or
-    ValidationError naming the entry at fault. (engine helper)"""
-    return list(value or [])
+    ValidationError naming the entry at fault. (engine helper)
+
+    Weekdays: Monday = 0, no duplicates, stored sorted. A window whose end is not after
+    its start passes midnight into the next day; start equal to end is the whole 24 hours
+    from start (docs/on-call.md#restrictions)."""
+    if value is None or value == "":
+        return []
+    if not isinstance(value, list):
+        raise ValidationError("Restrictions must be a list of "
+                              '{"weekdays": [0-6], "start": "HH:MM", "end": "HH:MM"}.',
+                              code="restrictions")
+    normalized = []
+    for number, entry in enumerate(value, start=1):
+        where = f"Restriction {number}"
+        if not isinstance(entry, dict):
+            raise ValidationError(f'{where}: must be an object with "weekdays", "start" and '
+                                  '"end".', code="restrictions")
+        unknown = sorted(set(entry) - {"weekdays", "start", "end"})
+        if unknown:
+            raise ValidationError(f"{where}: unknown key {unknown[0]!r}.", code="restrictions")
+        weekdays = entry.get("weekdays")
+        if not isinstance(weekdays, list) or not weekdays:
+            raise ValidationError(f"{where}: weekdays must be a non-empty list of 0–6 "
+                                  "(Monday = 0).", code="restrictions")
+        for day in weekdays:
+            if type(day) is not int or not 0 <= day <= 6:
+                raise ValidationError(f"{where}: weekday {day!r} is not one of 0–6 "
+                                      "(Monday = 0).", code="restrictions")
+        if len(set(weekdays)) != len(weekdays):
+            raise ValidationError(f"{where}: a weekday is listed twice.", code="restrictions")
+        normalized.append({
+            "weekdays": sorted(weekdays),
+            "start": clock_time(entry.get("start"), f"{where}: start"),
+            "end": clock_time(entry.get("end"), f"{where}: end"),
+        })
+    return normalized
+
+
+def clock_time(value, where: str) -> str:
+    """"HH:MM" from 00:00 to 23:59 (one-digit hours accepted), zero-padded."""
+    match = CLOCK.fullmatch(value) if isinstance(value, str) else None
+    if match is None or int(match["hours"]) > 23 or int(match["minutes"]) > 59:
+        raise ValidationError(f"{where} must be a time “HH:MM” from 00:00 to 23:59, "
+                              f"not {value!r}.", code="restrictions")
+    return f"{int(match['hours']):02d}:{match['minutes']}"
+
+
+def parse_handoff(value) -> datetime:
+    """A rotation's handoff: a local wall-clock date-time "YYYY-MM-DDTHH:MM[:SS]" in the
+    schedule's zone, without an offset (a naive datetime), or ValidationError."""
+    if isinstance(value, datetime):
+        parsed = value
+    elif isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value.strip())
+        except ValueError:
+            parsed = None
+    else:
+        parsed = None
+    if parsed is None:
+        raise ValidationError(f"handoff must be a local date and time like "
+                              f"“2027-01-04T09:00”, not {value!r}.", code="handoff")
+    if parsed.tzinfo is not None:
+        raise ValidationError("handoff is a wall-clock time in the schedule's time zone: "
+                              "give it without an offset (“2027-01-04T09:00”).",
+                              code="handoff")
+    return parsed.replace(microsecond=0)
+
+
+def validate_participants(value) -> list[int]:
+    """A rotation's participants: a non-empty ordered list of existing user ids (a user
+    may appear more than once: they then take more of the turns), or ValidationError."""
+    if not isinstance(value, list) or not value:
+        raise ValidationError("participants must be a non-empty list of user ids, in "
+                              "rotation order.", code="participants")
+    for user_id in value:
+        if type(user_id) is not int:
+            raise ValidationError(f"participants: {user_id!r} is not a user id.",
+                                  code="participants")
+    existing = set(get_user_model().objects.filter(pk__in=set(value))
+                   .values_list("pk", flat=True))
+    missing = [user_id for user_id in value if user_id not in existing]
+    if missing:
+        raise ValidationError(f"participants: there is no user {missing[0]}.",
+                              code="participants")
+    return list(value)

@@ -1,0 +1,70 @@
+"""Editing a rotation never rewrites shifts that have started (docs/on-call.md#schedules).
+
+Before a changed rotation is saved, its previous definition goes into Rotation.history
+with the instant it stops applying: the end of its shift in progress, so today's shift
+stays as it was and the new definition takes over at the next handoff. The engine
+(oncall/shifts.py) uses each earlier definition before its ``until`` and the current one
+after the last ``until``.
+"""
+
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+from django.db.models.signals import pre_save
+from django.dispatch import receiver
+from django.utils import timezone
+
+from oncall.models import Rotation
+from oncall.shift_engine import local_to_instant, shift_in_progress
+from oncall.shifts import rotation_specs
+
+# What decides who is on call when; the name and the schedule are not part of it.
+DEFINITION_FIELDS = ("layer", "shift_kind", "shift_length", "handoff_date", "handoff_time",
+                     "participants", "restrictions")
+
+
+def definition(rotation: Rotation) -> dict:
+    return {
+        "layer": rotation.layer,
+        "shift_kind": rotation.shift_kind,
+        "shift_length": rotation.shift_length,
+        "handoff_date": rotation.handoff_date.isoformat(),
+        "handoff_time": rotation.handoff_time.replace(tzinfo=None).isoformat(),
+        "participants": list(rotation.participants or []),
+        "restrictions": list(rotation.restrictions or []),
+    }
+
+
+def history_entry(previous: Rotation, now: datetime) -> dict | None:
+    """The history entry recording ``previous`` (the stored row) as it is replaced at
+    ``now``: its definition and ``until``; None when it never applied and never will
+    (the rotation has not started yet, or the previous edit has not taken over yet)."""
+    spec = rotation_specs(previous)[-1]
+    zone = ZoneInfo(previous.schedule.time_zone)
+    began = spec.valid_from or local_to_instant(spec.handoff, zone)
+    if now < began:
+        return None
+    shift = shift_in_progress(spec, zone, now)
+    until = shift[1] if shift is not None else now
+    return {**definition(previous), "until": until.astimezone(UTC).isoformat()}
+
+
+def record_history(rotation: Rotation, previous: Rotation, now: datetime) -> None:
+    """Add to ``rotation.history`` (not saved) what replacing ``previous`` at ``now``
+    must keep."""
+    if definition(rotation) == definition(previous):
+        return
+    entry = history_entry(previous, now)
+    if entry is not None:
+        rotation.history = [*(previous.history or []), entry]
+    else:
+        rotation.history = list(previous.history or [])
+
+
+@receiver(pre_save, sender=Rotation, dispatch_uid="oncall.rotation_history")
+def keep_started_shifts(sender, instance: Rotation, raw=False, **kwargs):
+    if raw or instance.pk is None:
+        return
+    previous = Rotation.objects.select_related("schedule").filter(pk=instance.pk).first()
+    if previous is not None:
+        record_history(instance, previous, timezone.now())
