@@ -42,6 +42,8 @@ JOBS = [
     Job("Prune old inbound events", "integrations.tasks.prune_inbound_events", 60),
     Job("Queue due deliveries", "destinations.sending.queue_due_deliveries", 1),
     Job("Queue due notifications", "notifications.sending.queue_due_notifications", 1),
+    Job("Queue due personal notifications",
+        "oncall.sending.queue_due_personal_notifications", 1),
     Job("Escalate SLA breaches", "incidents.escalations.check_sla_breaches", 1),
 ]
 

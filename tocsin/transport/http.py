@@ -241,14 +241,16 @@ def lookup(host: str, port: int, deadline: Deadline) -> list:
     return outcome["infos"]
 
 
-def resolve(host: str, port: int, deadline: Deadline | None = None) -> tuple[int, str]:
+def resolve(host: str, port: int, deadline: Deadline | None = None, *,
+            trusted: bool = False) -> tuple[int, str]:
     """Resolve ``host`` and return the (family, address) to connect to, refusing private
-    addresses unless TOCSIN_ALLOW_PRIVATE_DESTINATIONS is on."""
+    addresses unless TOCSIN_ALLOW_PRIVATE_DESTINATIONS is on or the host is ``trusted``
+    (it comes from an operator's setting, not from a user)."""
     try:
         infos = lookup(host, port, deadline or current_deadline())
     except socket.gaierror as exc:
         raise TransportError(f"Cannot resolve {host}: {exc.strerror}", permanent=False) from exc
-    if not settings.TOCSIN_ALLOW_PRIVATE_DESTINATIONS:
+    if not trusted and not settings.TOCSIN_ALLOW_PRIVATE_DESTINATIONS:
         # Every answer must be public: picking a public one out of a mixed answer would
         # still let an attacker-controlled name point some connections inward.
         for _, _, _, _, sockaddr in infos:
@@ -334,12 +336,12 @@ def http_date_timestamp(value: str) -> float | None:
 
 
 def _send_once(method: str, url: str, body: bytes | None, headers: dict,
-               deadline: Deadline) -> Response:
+               deadline: Deadline, *, trusted: bool = False) -> Response:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise TransportError(f"Not an http(s) URL: {url!r}", permanent=True)
     port = parts.port or (443 if parts.scheme == "https" else 80)
-    _, address = resolve(parts.hostname, port, deadline)
+    _, address = resolve(parts.hostname, port, deadline, trusted=trusted)
     connection_class = PinnedHTTPSConnection if parts.scheme == "https" else PinnedHTTPConnection
     watchdog = Watchdog(deadline)
     connection = connection_class(parts.hostname, port, address=address, watchdog=watchdog,
@@ -380,9 +382,15 @@ def _send_once(method: str, url: str, body: bytes | None, headers: dict,
 
 def request(method: str, url: str, *, json_body=None, form: dict | None = None,
             headers: dict | None = None, params: dict | None = None,
-            auth: tuple[str, str] | None = None, allow_statuses: tuple = ()) -> Response:
+            auth: tuple[str, str] | None = None, allow_statuses: tuple = (),
+            trusted: bool = False) -> Response:
     """Send one request and return a 2xx response (or one whose status is listed in
     ``allow_statuses``); raise TransportError for anything else.
+
+    ``trusted`` is for a URL an operator set in a setting (the Twilio API's base URL, which
+    a test or an on-premises gateway may put on a private address): the private-address
+    guard then lets that URL's origin through. Anything a user supplied stays guarded, and
+    so does any redirect that leaves the trusted origin (see send_raw).
 
     Network errors, 5xx and 429 are retryable (429 and 503 keep their Retry-After); other
     statuses are permanent. Redirects are followed up to MAX_REDIRECTS times with the same
@@ -401,14 +409,20 @@ def request(method: str, url: str, *, json_body=None, form: dict | None = None,
     all_headers.update(headers or {})
     if params:
         url += ("&" if "?" in url else "?") + urlencode(params)
-    return send_raw(method, url, body, all_headers, allow_statuses=allow_statuses)
+    return send_raw(method, url, body, all_headers, allow_statuses=allow_statuses,
+                    trusted=trusted)
 
 
 def send_raw(method: str, url: str, body: bytes | None, headers: dict, *,
-             allow_statuses: tuple = ()) -> Response:
+             allow_statuses: tuple = (), trusted: bool = False) -> Response:
     deadline = current_deadline()
+    # Trust covers the origin the operator configured, never where its answer points:
+    # a redirect elsewhere is judged by the guard like any user-supplied URL.
+    trusted_origin = origin(url) if trusted else None
     for _ in range(MAX_REDIRECTS + 1):
-        response = _send_once(method, url, body, headers, deadline)
+        response = _send_once(method, url, body, headers, deadline,
+                              trusted=trusted_origin is not None
+                              and origin(url) == trusted_origin)
         if response.status in REDIRECT_STATUSES and response.headers.get("location"):
             target = urljoin(url, response.headers["location"])
             if origin(target) != origin(url):
