@@ -86,17 +86,10 @@ class HandoffField(serializers.Field):
             timespec="seconds")
 
     def to_internal_value(self, data):
-        if not isinstance(data, str):
-            raise serializers.ValidationError("Give a local date and time: YYYY-MM-DDTHH:MM.")
         try:
-            parsed = datetime.fromisoformat(data.strip())
-        except ValueError:
-            raise serializers.ValidationError(
-                "Not a date and time; give a local one: YYYY-MM-DDTHH:MM.") from None
-        if parsed.tzinfo is not None:
-            raise serializers.ValidationError(
-                "The handoff is a wall-clock time in the schedule's time_zone: leave out the "
-                "offset (2027-03-01T09:00, not 2027-03-01T09:00+01:00).")
+            parsed = validation.parse_handoff(data)
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError(messages_of(exc)) from None
         return {"handoff_date": parsed.date(), "handoff_time": parsed.time().replace(microsecond=0)}
 
 
@@ -225,12 +218,10 @@ class RotationSerializer(ModelSerializer):
                   "participants", "restrictions"]
 
     def validate_participants(self, ids):
-        known = set(User.objects.filter(pk__in=ids, is_active=True).values_list("pk", flat=True))
-        unknown = [user_id for user_id in dict.fromkeys(ids) if user_id not in known]
-        if unknown:
-            raise serializers.ValidationError(
-                f"No active user with id {', '.join(map(str, unknown))}.")
-        return list(ids)
+        try:
+            return validation.validate_participants(ids)
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError(messages_of(exc)) from None
 
     def validate_restrictions(self, value):
         try:
