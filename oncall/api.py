@@ -5,6 +5,7 @@ resource accepts is in oncall/serializers.py."""
 from datetime import datetime, timedelta
 
 from django.contrib.auth import get_user_model
+from django.db import IntegrityError, transaction
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
@@ -84,7 +85,12 @@ class UserViewSet(viewsets.ReadOnlyModelViewSet):
 
 class OwnRowsMixin:
     """Responders see and change only their own rows (their add/change/delete permissions
-    are narrowed here); whoever may manage everyone's sees all."""
+    are narrowed here); whoever may manage everyone's sees all.
+
+    The serializers check uniqueness to name the field at fault; two requests racing past
+    that check meet the table's unique constraint, which answers the same 400."""
+
+    duplicate = {}
 
     def get_queryset(self):
         queryset = super().get_queryset()
@@ -93,6 +99,19 @@ class OwnRowsMixin:
             return queryset
         return queryset.filter(user=user)
 
+    def perform_create(self, serializer):
+        self.save_once(serializer)
+
+    def perform_update(self, serializer):
+        self.save_once(serializer)
+
+    def save_once(self, serializer):
+        try:
+            with transaction.atomic():
+                serializer.save()
+        except IntegrityError:
+            raise serializers.ValidationError(self.duplicate) from None
+
 
 class ContactMethodViewSet(OwnRowsMixin, viewsets.ModelViewSet):
     queryset = ContactMethod.objects.all()
@@ -100,6 +119,7 @@ class ContactMethodViewSet(OwnRowsMixin, viewsets.ModelViewSet):
     ordering = ["user", "id"]
     ordering_fields = ["user", "created_at", "id"]
     filterset_fields = ["user", "kind", "enabled"]
+    duplicate = {"address": ["This user already has this address."]}
     action_permissions = {"test": ["oncall.change_contactmethod"]}
 
     @extend_schema(responses={201: PersonalNotificationSerializer})
@@ -118,6 +138,7 @@ class NotificationRuleViewSet(OwnRowsMixin, viewsets.ModelViewSet):
     ordering = ["user", "delay_minutes", "id"]
     ordering_fields = ["user", "delay_minutes", "created_at", "id"]
     filterset_fields = ["user", "contact_method"]
+    duplicate = {"delay_minutes": ["This contact method already has a rule at this delay."]}
 
 
 AT_PARAMETER = OpenApiParameter(

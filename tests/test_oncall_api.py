@@ -260,3 +260,16 @@ def test_a_manager_lists_everyones_rules_by_user_then_delay(as_manager, responde
     rows = as_manager.get("/api/v1/notification-rules/").json()["results"]
     by_user = sorted([(responder.pk, [early.pk, late.pk]), (other.pk, [theirs.pk])])
     assert [row["id"] for row in rows] == [pk for _, pks in by_user for pk in pks]
+
+
+def test_a_duplicate_that_slips_past_the_check_meets_the_constraint_as_a_400(
+        as_responder, responder, monkeypatch):
+    """Two requests racing: both pass the serializer's check, the database refuses one."""
+    email_of(responder, "rita@example.com")
+    monkeypatch.setattr(ContactMethod.objects, "filter",
+                        lambda *a, **k: ContactMethod.objects.none(), raising=False)
+    response = as_responder.post("/api/v1/contact-methods/", {
+        "kind": "email", "address": "rita@example.com"}, format="json")
+    assert response.status_code == 400
+    assert response.json() == {"address": ["This user already has this address."]}
+    assert ContactMethod.objects.count() == 1
