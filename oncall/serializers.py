@@ -94,6 +94,8 @@ class HandoffField(serializers.Field):
 
 
 class UserSerializer(ModelSerializer):
+    """An active user of the portal."""
+
     class Meta:
         model = User
         fields = ["id", "username", "email"]
@@ -119,6 +121,9 @@ class OwnedSerializer(ModelSerializer):
 
 
 class ContactMethodSerializer(OwnedSerializer):
+    """How a user is reached: an email address, a phone number for SMS or voice calls, or an
+    ntfy topic URL (docs/on-call.md#contact-methods)."""
+
     user = serializers.PrimaryKeyRelatedField(
         queryset=User.objects.filter(is_active=True), required=False,
         help_text="Default: you.")
@@ -152,6 +157,8 @@ class ContactMethodSerializer(OwnedSerializer):
 
 
 class NotificationRuleSerializer(OwnedSerializer):
+    """“delay_minutes after I am paged, use this contact method.”"""
+
     user = serializers.PrimaryKeyRelatedField(
         queryset=User.objects.filter(is_active=True), required=False,
         help_text="Default: the contact method's user.")
@@ -185,6 +192,8 @@ class NotificationRuleSerializer(OwnedSerializer):
 
 
 class PersonalNotificationSerializer(ModelSerializer):
+    """One message to one person (a page, a test, a handoff notice) and how it went."""
+
     class Meta:
         model = PersonalNotification
         fields = [
@@ -196,6 +205,8 @@ class PersonalNotificationSerializer(ModelSerializer):
 
 
 class RotationSerializer(ModelSerializer):
+    """A rotation, written and read inside its schedule (docs/on-call.md#schedules)."""
+
     # Writable, so that a schedule's PUT/PATCH can say which rotation an entry updates.
     id = serializers.IntegerField(required=False)
     handoff = HandoffField(
@@ -239,6 +250,8 @@ def rotation_fields(entry: dict) -> dict:
 
 
 class ScheduleSerializer(ModelSerializer):
+    """A schedule with its rotations inline."""
+
     rotations = RotationSerializer(
         many=True, required=False,
         help_text="Every rotation of the schedule. On PUT/PATCH the list replaces them: an "
@@ -325,6 +338,8 @@ class ScheduleSerializer(ModelSerializer):
 
 
 class OverrideSerializer(ModelSerializer):
+    """``user`` on call from ``start`` to ``end`` in place of ``replaces`` (or of everyone)."""
+
     start = InstantField()
     end = InstantField()
     user = serializers.PrimaryKeyRelatedField(queryset=User.objects.filter(is_active=True))
