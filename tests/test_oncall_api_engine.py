@@ -3,6 +3,7 @@ as the API answers them (daylight saving included), rotation edits that keep pas
 the iCalendar feed, addresses as the channels check them and a real test send."""
 
 from datetime import UTC, date, datetime, time, timedelta
+from time import perf_counter as time_now
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -217,3 +218,29 @@ def test_a_malformed_restriction_is_a_400_naming_the_entry(api_client_for_manage
 @pytest.fixture
 def api_client_for_manager(manager):
     return api_client_for(manager)
+
+
+def test_a_year_of_a_three_layer_schedule_comes_back_whole_and_quickly(
+        as_responder, berlin, manager, responder, other):
+    Rotation.objects.create(
+        schedule=berlin, name="Hours", layer=2, shift_kind="hourly", shift_length=6,
+        handoff_date=date(2027, 1, 1), handoff_time=time(0), participants=[manager.pk],
+        restrictions=[{"weekdays": [5, 6], "start": "22:00", "end": "06:00"}])
+    Rotation.objects.create(
+        schedule=berlin, name="Weeks", layer=0, shift_kind="weekly",
+        handoff_date=date(2026, 12, 28), handoff_time=time(9), participants=[other.pk])
+    berlin.fallback_user = manager
+    berlin.save()
+    started = time_now()
+    response = as_responder.get(f"/api/v1/schedules/{berlin.pk}/shifts/", {
+        "start": "2027-01-01T00:00:00Z", "end": "2028-01-01T00:00:00Z"})
+    elapsed = time_now() - started
+    assert response.status_code == 200, response.content
+    rows = response.json()
+    # With a fallback user someone is always on call: the intervals tile the year.
+    assert rows[0]["start"] == "2027-01-01T00:00:00Z"
+    assert rows[-1]["end"] == "2028-01-01T00:00:00Z"
+    ends = {row["end"] for row in rows}
+    assert all(row["start"] in ends for row in rows[1:])
+    assert {row["username"] for row in rows} == {"rita", "otto", "max"}
+    assert elapsed < 3, f"a year of shifts took {elapsed:.2f}s"
