@@ -1,6 +1,8 @@
 """Every list in the API has a fixed, documented order (docs/api.md), ended by the id, so
 limit/offset paging never skips or repeats a row; ``?ordering=`` works where documented."""
 
+from datetime import timedelta
+
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -10,7 +12,8 @@ from destinations.models import Delivery, Destination
 from incidents import lifecycle
 from incidents.models import Incident, Service, Team
 from integrations.models import Alert, AlertRule, InboundEvent, Integration, IntegrationToken
-from tests.conftest import api_client_for
+from oncall.models import ContactMethod, NotificationRule, Override, Schedule
+from tests.conftest import api_client_for, make_user
 from tocsin.urls import router
 
 
@@ -26,7 +29,13 @@ def one_of_everything(service, integration, incident):
     destination = Destination.objects.create(name="hook", kind="webhook",
                                              config={"url": "https://example.com/hook"})
     Delivery.objects.create(destination=destination, incident=incident, event="triggered")
-    return {"integration": integration, "hook": hook}
+    person = make_user("olga")
+    method = ContactMethod.objects.create(user=person, kind="email", address="olga@example.com")
+    NotificationRule.objects.create(user=person, contact_method=method)
+    schedule = Schedule.objects.create(name="Primary", team=service.team)
+    Override.objects.create(schedule=schedule, user=person, start=timezone.now(),
+                            end=timezone.now() + timedelta(hours=1))
+    return {"integration": integration, "hook": hook, "schedule": schedule}
 
 
 LISTS = {
@@ -40,6 +49,11 @@ LISTS = {
     "inbound-events/": ['"received_at" DESC', '"id" DESC'],
     "destinations/": ['"name" ASC', '"id" ASC'],
     "deliveries/": ['"created_at" DESC', '"id" DESC'],
+    "users/": ['"username" ASC', '"id" ASC'],
+    "contact-methods/": ['"user_id" ASC', '"id" ASC'],
+    "notification-rules/": ['"user_id" ASC', '"delay_minutes" ASC', '"id" ASC'],
+    "schedules/": ['"name" ASC', '"id" ASC'],
+    "schedules/{schedule}/overrides/": ['"start" ASC', '"id" ASC'],
 }
 
 

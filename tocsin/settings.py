@@ -341,6 +341,12 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Incident response portal: services, integrations, incidents and alerts.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Choice sets used by several resources get one name each. The outbox statuses keep the
+    # name they had when deliveries were the only outbox, so generated clients keep theirs.
+    "ENUM_NAME_OVERRIDES": {
+        "ContactMethodKindEnum": "oncall.models.ContactMethod.Kind",
+        "DeliveryStatusEnum": "tocsin.outbox.OutboxItem.Status",
+    },
 }
 
 LOGGING = {

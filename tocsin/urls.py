@@ -14,6 +14,7 @@ from integrations.api import (
     IntegrationViewSet,
 )
 from notifications.api import NotificationSettingsView
+from oncall import api as oncall_api
 from oncall import views as oncall_views
 from tocsin import views
 from tocsin.permissions import SchemaReaders
@@ -27,6 +28,11 @@ router.register("alerts", AlertViewSet, basename="alert")
 router.register("inbound-events", InboundEventViewSet, basename="inboundevent")
 router.register("destinations", DestinationViewSet, basename="destination")
 router.register("deliveries", DeliveryViewSet, basename="delivery")
+router.register("users", oncall_api.UserViewSet, basename="user")
+router.register("contact-methods", oncall_api.ContactMethodViewSet, basename="contactmethod")
+router.register("notification-rules", oncall_api.NotificationRuleViewSet,
+                basename="notificationrule")
+router.register("schedules", oncall_api.ScheduleViewSet, basename="schedule")
 
 urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
@@ -61,6 +67,11 @@ urlpatterns = [
     ),
     path("api/v1/notification-settings/", NotificationSettingsView.as_view(),
          name="notification-settings"),
+    path("api/v1/schedules/<int:schedule_pk>/overrides/", oncall_api.override_list,
+         name="schedule-overrides"),
+    path("api/v1/schedules/<int:schedule_pk>/overrides/<int:pk>/", oncall_api.override_detail,
+         name="schedule-override"),
+    path("api/v1/oncall/", oncall_api.on_call_now, name="oncall-now"),
     path("api/v1/", include(router.urls)),
     path("admin/", admin.site.urls),
     path("anymail/", include("integrations.anymail_urls")),
