@@ -19,6 +19,11 @@ SHIFT_UNITS = {
     "weekly": timedelta(weeks=1),
 }
 ONE_MICROSECOND = timedelta(microseconds=1)
+# The engine answers for instants in this span (a requested range is clipped to it), so
+# local arithmetic near datetime's limits never overflows. Handoffs are validated to lie
+# well inside it (oncall/validation.py).
+EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST = datetime(9000, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -236,7 +241,8 @@ def compute_shifts(spec: ScheduleSpec, start: datetime, end: datetime) -> list[S
     marked with the override)."""
     if start.tzinfo is None or end.tzinfo is None:
         raise ValueError("start and end must be aware datetimes")
-    start, end = start.astimezone(UTC), end.astimezone(UTC)
+    start = min(max(start.astimezone(UTC), EARLIEST), LATEST)
+    end = min(max(end.astimezone(UTC), EARLIEST), LATEST)
     if start >= end:
         return []
     zone = ZoneInfo(spec.time_zone)

@@ -31,6 +31,7 @@ from oncall.validation import (
     normalize_restrictions,
     parse_handoff,
     validate_participants,
+    validate_shift_length,
     validate_time_zone,
 )
 from tests.conftest import make_user
@@ -523,6 +524,25 @@ def test_handoff_is_a_wall_clock_time_without_offset():
         parse_handoff("2027-03-28T02:30+01:00")
     with pytest.raises(ValidationError, match="local date and time"):
         parse_handoff("next monday")
+    with pytest.raises(ValidationError, match="between 1970 and 2199"):
+        parse_handoff("0001-01-01T00:00")
+
+
+def test_shift_lengths_are_whole_units_up_to_a_year():
+    assert validate_shift_length("weekly", 2) == 2
+    for kind, length, message in (("weekly", 54, "1 to 53"), ("daily", 0, "1 to 366"),
+                                  ("hourly", True, "whole number"), ("monthly", 1, "one of")):
+        with pytest.raises(ValidationError, match=message):
+            validate_shift_length(kind, length)
+
+
+def test_ranges_far_in_the_past_or_future_do_not_overflow():
+    spec = ScheduleSpec("Pacific/Kiritimati", fallback_user_id=9, rotations=(
+        rotation(datetime(2199, 12, 31, 23), [1], kind="weekly", length=53),))
+    found = compute_shifts(spec, datetime.min.replace(tzinfo=UTC),
+                           datetime.max.replace(tzinfo=UTC))
+    assert [shift.user_id for shift in found] == [9, 1]
+    assert found[-1].end == datetime(9000, 1, 1, tzinfo=UTC)
 
 
 def test_participants_are_existing_user_ids(people):
