@@ -7,7 +7,7 @@ stays as it was and the new definition takes over at the next handoff. The engin
 after the last ``until``.
 """
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time
 from zoneinfo import ZoneInfo
 
 from django.db.models.signals import pre_save
@@ -24,12 +24,19 @@ DEFINITION_FIELDS = ("layer", "shift_kind", "shift_length", "handoff_date", "han
 
 
 def definition(rotation: Rotation) -> dict:
+    """The fields that decide the shifts, in the form history stores them. Dates and times
+    may still be strings on an instance a form or serializer has just filled."""
+    handoff_date, handoff_time = rotation.handoff_date, rotation.handoff_time
+    if isinstance(handoff_date, str):
+        handoff_date = date.fromisoformat(handoff_date)
+    if isinstance(handoff_time, str):
+        handoff_time = time.fromisoformat(handoff_time)
     return {
-        "layer": rotation.layer,
+        "layer": int(rotation.layer),
         "shift_kind": rotation.shift_kind,
-        "shift_length": rotation.shift_length,
-        "handoff_date": rotation.handoff_date.isoformat(),
-        "handoff_time": rotation.handoff_time.replace(tzinfo=None).isoformat(),
+        "shift_length": int(rotation.shift_length),
+        "handoff_date": handoff_date.isoformat(),
+        "handoff_time": handoff_time.replace(tzinfo=None).isoformat(),
         "participants": list(rotation.participants or []),
         "restrictions": list(rotation.restrictions or []),
     }
