@@ -58,14 +58,26 @@ def history_entry(previous: Rotation, now: datetime) -> dict | None:
 
 def record_history(rotation: Rotation, previous: Rotation, now: datetime) -> None:
     """Add to ``rotation.history`` (not saved) what replacing ``previous`` at ``now``
-    must keep."""
+    must keep. The stored row's history is the truth: an instance loaded before another
+    edit may carry an older one."""
+    history = list(previous.history or [])
+    rotation.history = history
     if definition(rotation) == definition(previous):
         return
     entry = history_entry(previous, now)
+    if entry is None and not history and handoff_instant(rotation, previous) < now:
+        # Not started yet, but the edit moves the first handoff into the past: the rotation
+        # gave nobody before now, and that past must not fill in afterwards.
+        entry = {**definition(previous), "until": now.astimezone(UTC).isoformat()}
     if entry is not None:
-        rotation.history = [*(previous.history or []), entry]
-    else:
-        rotation.history = list(previous.history or [])
+        history.append(entry)
+
+
+def handoff_instant(rotation: Rotation, previous: Rotation) -> datetime:
+    fields = definition(rotation)
+    local = datetime.combine(date.fromisoformat(fields["handoff_date"]),
+                             time.fromisoformat(fields["handoff_time"]))
+    return local_to_instant(local, ZoneInfo(previous.schedule.time_zone))
 
 
 @receiver(pre_save, sender=Rotation, dispatch_uid="oncall.rotation_history")

@@ -450,6 +450,34 @@ def test_editing_a_rotation_that_has_not_started_records_nothing(team, people):
     assert days.history == []
 
 
+def test_moving_a_future_handoff_into_the_past_does_not_fill_the_past(team, people):
+    schedule = daily_schedule(team, people, handoff=date(2027, 2, 1), fallback_user=people[3])
+    days = Rotation.objects.select_related("schedule").get(schedule=schedule)
+    edited = Rotation.objects.get(pk=days.pk)
+    edited.handoff_date = date(2027, 1, 1)
+    record_history(edited, days, utc(2027, 1, 10, 12))
+    Rotation.objects.filter(pk=days.pk).update(handoff_date=edited.handoff_date,
+                                               history=edited.history)
+    found = oncall_shifts.schedule_shifts(schedule, utc(2027, 1, 10), utc(2027, 1, 11, 12))
+    # Before the edit nobody from the rotation was on call, so the fallback stays there;
+    # from the edit on, the new handoff's turns (2027-01-10 is day 9: user index 0).
+    assert [(shift.user_id, shift.start, shift.end) for shift in found] == [
+        (people[3].pk, utc(2027, 1, 10), utc(2027, 1, 10, 12)),
+        (people[0].pk, utc(2027, 1, 10, 12), utc(2027, 1, 11, 8)),
+        (people[1].pk, utc(2027, 1, 11, 8), utc(2027, 1, 11, 12)),
+    ]
+
+
+def test_a_rotation_without_participants_changes_at_once(team, people):
+    schedule = daily_schedule(team, people, handoff=date(2027, 1, 4))
+    Rotation.objects.filter(schedule=schedule).update(participants=[])
+    days = Rotation.objects.select_related("schedule").get(schedule=schedule)
+    edited = Rotation.objects.get(pk=days.pk)
+    edited.participants = [people[0].pk]
+    record_history(edited, days, utc(2027, 1, 10, 12))
+    assert [entry["until"] for entry in edited.history] == ["2027-01-10T12:00:00+00:00"]
+
+
 def test_two_edits_in_one_shift_keep_one_definition_in_history(team, people):
     schedule = daily_schedule(team, people, handoff=date(2027, 1, 4))
     days = Rotation.objects.select_related("schedule").get(schedule=schedule)

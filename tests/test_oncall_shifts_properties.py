@@ -6,7 +6,8 @@ rotations, restrictions, layers and overrides, over ranges around the 2027 chang
 - the shifts of a sub-range are the shifts of a wider range clipped to it;
 - an override without ``replaces`` leaves no instant of its interval without anyone;
 - daily shifts start and end at the handoff's wall-clock time, whatever the offset does,
-  unless that time does not exist on the day.
+  unless that time does not exist on the day;
+- editing a rotation, any number of times, never changes a shift that had started.
 
 The number of examples is bounded by TOCSIN_FUZZ_EXAMPLES (default 40), as in
 tests/test_fuzz.py; raise it locally to search harder.
@@ -19,15 +20,19 @@ from zoneinfo import ZoneInfo
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from oncall.models import Rotation, Schedule
+from oncall.rotation_history import record_history
 from oncall.shift_engine import (
     OverrideSpec,
     RotationSpec,
     ScheduleSpec,
     compute_shifts,
     local_to_instant,
+    shift_in_progress,
     users_at,
     windows_from_restrictions,
 )
+from oncall.shifts import rotation_specs
 
 EXAMPLES = int(os.environ.get("TOCSIN_FUZZ_EXAMPLES", "40"))
 FUZZ = settings(
@@ -192,3 +197,55 @@ def test_daily_shifts_keep_the_handoff_wall_clock_time_across_dst(name, around, 
 def exists(day: date, hour: time, zone: ZoneInfo) -> bool:
     local = datetime.combine(day, hour)
     return local_to_instant(local, zone).astimezone(zone).replace(tzinfo=None) == local
+
+
+restrictions_json = st.lists(restriction, max_size=2).map(
+    lambda entries: [{**entry, "weekdays": sorted(entry["weekdays"])} for entry in entries])
+
+
+@st.composite
+def rotation_rows(draw, schedule):
+    """An unsaved Rotation (no database needed: the history is computed in memory)."""
+    kind = draw(st.sampled_from(["hourly", "daily", "weekly"]))
+    day = draw(st.sampled_from(AROUND)) + timedelta(days=draw(st.integers(-20, 3)))
+    return Rotation(
+        schedule=schedule, name="r", layer=1, shift_kind=kind,
+        shift_length=draw(st.integers(1, 12 if kind == "hourly" else 3)),
+        handoff_date=day, handoff_time=draw(clock),
+        participants=draw(st.lists(USERS, max_size=4)),
+        restrictions=draw(restrictions_json))
+
+
+@st.composite
+def edited_rotations(draw):
+    schedule = Schedule(name="s", time_zone=draw(st.sampled_from(ZONES)))
+    first = draw(rotation_rows(schedule))
+    edits = []
+    moment = datetime.combine(AROUND[0], time(), tzinfo=UTC)
+    for _ in range(draw(st.integers(1, 3))):
+        moment += timedelta(minutes=15 * draw(st.integers(1, 4 * 24 * 30)))
+        edits.append((moment, draw(rotation_rows(schedule))))
+    return schedule, first, edits
+
+
+@FUZZ
+@given(edited_rotations())
+def test_editing_a_rotation_never_changes_a_shift_that_had_started(case):
+    schedule, current, edits = case
+    start = datetime.combine(AROUND[0] - timedelta(days=40), time(), tzinfo=UTC)
+    for now, replacement in edits:
+        record_history(replacement, current, now)
+        zone = ZoneInfo(schedule.time_zone)
+        in_force = rotation_specs(current)[-1]
+        started = in_force.valid_from or local_to_instant(in_force.handoff, zone)
+        shift = shift_in_progress(in_force, zone, now) if started <= now else None
+        # Kept: the past, and the rest of the shift in progress.
+        kept_until = shift[1] if shift else now
+        assert timeline(schedule, current, start, kept_until) == \
+            timeline(schedule, replacement, start, kept_until)
+        current = replacement
+
+
+def timeline(schedule, row, start, end):
+    spec = ScheduleSpec(schedule.time_zone, rotations=tuple(rotation_specs(row)))
+    return compute_shifts(spec, start, end)
