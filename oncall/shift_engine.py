@@ -297,21 +297,31 @@ def compute_shifts(spec: ScheduleSpec, start: datetime, end: datetime) -> list[S
 def on_call_between(counts, active_overrides, overrides, fallback_user_id) -> dict:
     """user id → override id (None: from the layers or the fallback) for one stretch
     between two boundaries."""
-    on_call = {}
+    base = []
     for layer in sorted(counts, reverse=True):
         if counts[layer]:
-            on_call = dict.fromkeys(counts[layer])
+            base = list(counts[layer])
             break
-    if not on_call and fallback_user_id is not None:
-        on_call = {fallback_user_id: None}
+    if not base and fallback_user_id is not None:
+        base = [fallback_user_id]
+    # user id → (override id, whose place they hold): an override replacing X acts on
+    # whoever holds X's place by then, so of two swaps for X the later one wins, and the
+    # one who took X's place can hand it on.
+    on_call = {user_id: (None, user_id) for user_id in base}
     for order in sorted(active_overrides):
         override = overrides[order]
         if override.replaces_id is None:
-            on_call = {override.user_id: override.override_id}
-        elif override.replaces_id in on_call:
-            del on_call[override.replaces_id]
-            on_call[override.user_id] = override.override_id
-    return on_call
+            on_call = {override.user_id: (override.override_id, override.user_id)}
+            continue
+        holder = next((user_id for user_id, (_, place) in on_call.items()
+                       if place == override.replaces_id), None)
+        if holder is None and override.replaces_id in on_call:
+            holder = override.replaces_id
+        if holder is None:
+            continue  # X is not on call here: the override changes nothing
+        _, place = on_call.pop(holder)
+        on_call[override.user_id] = (override.override_id, place)
+    return {user_id: override_id for user_id, (override_id, _) in on_call.items()}
 
 
 def users_at(spec: ScheduleSpec, at: datetime) -> list[int]:

@@ -286,6 +286,19 @@ def test_a_later_override_applies_on_top_of_an_earlier_one():
             for shift in found] == [(7, 0, 6, 1), (8, 6, 8, 2), (7, 8, 0, 1)]
 
 
+def test_of_two_swaps_for_one_user_the_later_wins_and_a_swap_can_be_handed_on():
+    base = (rotation(datetime(2027, 1, 4, 9), [1]), rotation(datetime(2027, 1, 4, 9), [3]))
+    spec = ScheduleSpec("UTC", rotations=base, overrides=(
+        OverrideSpec(utc(2027, 1, 5), utc(2027, 1, 6), 7, 1, 1),      # 7 takes 1's place
+        OverrideSpec(utc(2027, 1, 5, 6), utc(2027, 1, 5, 8), 8, 1, 2),  # later: 8 does
+        OverrideSpec(utc(2027, 1, 5, 12), utc(2027, 1, 5, 13), 9, 7, 3),  # 7 hands on
+    ))
+    assert users_at(spec, utc(2027, 1, 5, 5)) == [3, 7]
+    assert users_at(spec, utc(2027, 1, 5, 7)) == [3, 8]
+    assert users_at(spec, utc(2027, 1, 5, 12, 30)) == [3, 9]
+    assert users_at(spec, utc(2027, 1, 6, 1)) == [1, 3]
+
+
 def test_an_override_without_replaces_covers_a_stretch_nobody_is_on_call():
     spec = ScheduleSpec("UTC", rotations=(
         rotation(datetime(2027, 1, 4, 9), [1], restrictions=[
