@@ -124,8 +124,9 @@ def instant_to_local(instant: datetime, zone: ZoneInfo) -> datetime:
 
 def shift_index_at(rotation: RotationSpec, instant: datetime, zone: ZoneInfo) -> int:
     """The index of the shift containing ``instant`` (-1: before the handoff), found by
-    arithmetic on local times and corrected by at most a step or two around DST changes,
-    so a rotation started years ago costs what a new one does."""
+    arithmetic on local times, so a rotation started years ago costs what a new one does.
+    The neighbouring starts are checked as a guard: since local times map to instants in
+    order (a gap forward, a repeat to its first occurrence), the arithmetic is exact."""
     unit = rotation.unit
     index = (instant_to_local(instant, zone) - rotation.handoff) // unit
     index = max(index, -1)
@@ -248,8 +249,9 @@ def compute_shifts(spec: ScheduleSpec, start: datetime, end: datetime) -> list[S
     zone = ZoneInfo(spec.time_zone)
     # Each boundary instant → the changes happening there.
     changes = defaultdict(list)
-    changes[start]
-    changes[end]
+    # The range's ends are boundaries even where nothing changes (the fallback's stretch).
+    changes.setdefault(start, [])
+    changes.setdefault(end, [])
     for rotation in spec.rotations:
         for begin, finish, user_id in rotation_intervals(rotation, zone, start, end):
             changes[begin].append((rotation.layer, user_id, 1))
