@@ -615,3 +615,12 @@ def test_a_year_of_a_three_layer_schedule_takes_well_under_a_second():
     found = compute_shifts(spec, utc(2027, 1, 1), utc(2028, 1, 1))
     assert perf_counter() - started < 1.0
     assert len(found) > 500 and {shift.user_id for shift in found} >= {1, 7, 11, 20}
+
+
+def test_history_compares_a_definition_a_form_filled_with_strings(team, people):
+    schedule = daily_schedule(team, people, handoff=date(2027, 1, 4))
+    days = Rotation.objects.select_related("schedule").get(schedule=schedule)
+    edited = Rotation.objects.get(pk=days.pk)
+    edited.handoff_date, edited.handoff_time, edited.shift_length = "2027-01-04", "09:00", "1"
+    record_history(edited, days, utc(2027, 1, 10, 12))
+    assert edited.history == []
