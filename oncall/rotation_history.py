@@ -15,7 +15,7 @@ from django.dispatch import receiver
 from django.utils import timezone
 
 from oncall.models import Rotation
-from oncall.shift_engine import local_to_instant, shift_in_progress
+from oncall.shift_engine import RotationSpec, shift_in_progress, shift_start
 from oncall.shifts import rotation_specs
 
 # What decides who is on call when; the name and the schedule are not part of it.
@@ -48,7 +48,7 @@ def history_entry(previous: Rotation, now: datetime) -> dict | None:
     (the rotation has not started yet, or the previous edit has not taken over yet)."""
     spec = rotation_specs(previous)[-1]
     zone = ZoneInfo(previous.schedule.time_zone)
-    began = spec.valid_from or local_to_instant(spec.handoff, zone)
+    began = spec.valid_from or shift_start(spec, 0, zone)
     if now < began:
         return None
     shift = shift_in_progress(spec, zone, now)
@@ -75,9 +75,12 @@ def record_history(rotation: Rotation, previous: Rotation, now: datetime) -> Non
 
 def handoff_instant(rotation: Rotation, previous: Rotation) -> datetime:
     fields = definition(rotation)
-    local = datetime.combine(date.fromisoformat(fields["handoff_date"]),
-                             time.fromisoformat(fields["handoff_time"]))
-    return local_to_instant(local, ZoneInfo(previous.schedule.time_zone))
+    spec = RotationSpec(
+        layer=fields["layer"], shift_kind=fields["shift_kind"],
+        shift_length=fields["shift_length"], participants=(),
+        handoff=datetime.combine(date.fromisoformat(fields["handoff_date"]),
+                                 time.fromisoformat(fields["handoff_time"])))
+    return shift_start(spec, 0, ZoneInfo(previous.schedule.time_zone))
 
 
 @receiver(pre_save, sender=Rotation, dispatch_uid="oncall.rotation_history")

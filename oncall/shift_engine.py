@@ -66,7 +66,12 @@ class RotationSpec:
 
     @property
     def unit(self) -> timedelta:
-        return SHIFT_UNITS[self.shift_kind] * self.shift_length
+        try:
+            return SHIFT_UNITS[self.shift_kind] * self.shift_length
+        except OverflowError:
+            # Validation refuses such lengths; a row stored without it still computes
+            # (one shift that never ends) instead of failing every page that shows it.
+            return timedelta.max
 
 
 @dataclass(frozen=True)
@@ -138,7 +143,12 @@ def shift_index_at(rotation: RotationSpec, instant: datetime, zone: ZoneInfo) ->
 
 
 def shift_start(rotation: RotationSpec, index: int, zone: ZoneInfo) -> datetime:
-    return local_to_instant(rotation.handoff + index * rotation.unit, zone)
+    try:
+        instant = local_to_instant(rotation.handoff + index * rotation.unit, zone)
+    except OverflowError:
+        # Beyond datetime's range (only rows stored without validation get here).
+        return LATEST if index > 0 or rotation.handoff.year > 5000 else EARLIEST
+    return min(max(instant, EARLIEST), LATEST)
 
 
 def shift_in_progress(rotation: RotationSpec, zone: ZoneInfo, at: datetime) -> tuple | None:

@@ -586,6 +586,20 @@ def test_ranges_far_in_the_past_or_future_do_not_overflow():
     assert found[-1].end == datetime(9000, 1, 1, tzinfo=UTC)
 
 
+def test_a_shift_length_validation_would_refuse_still_computes():
+    spec = ScheduleSpec("Europe/Berlin", rotations=(
+        rotation(datetime(2027, 1, 4, 9), [1, 2], kind="weekly", length=2**31 - 1),))
+    found = compute_shifts(spec, utc(2027, 1, 1), utc(2028, 1, 1))
+    assert [(shift.user_id, shift.start, shift.end) for shift in found] == [
+        (1, utc(2027, 1, 4, 8), utc(2028, 1, 1))]
+    for year in (1, 9999):
+        spec = ScheduleSpec("Pacific/Kiritimati", fallback_user_id=9, rotations=(
+            rotation(datetime(year, 1, 1, 0), [1]),))
+        assert {shift.user_id for shift in compute_shifts(spec, utc(2027, 1, 1),
+                                                          utc(2027, 1, 2))} == {
+            1 if year == 1 else 9}
+
+
 def test_participants_are_existing_user_ids(people):
     ids = [people[1].pk, people[0].pk, people[1].pk]
     assert validate_participants(ids) == ids
