@@ -7,7 +7,7 @@ stays as it was and the new definition takes over at the next handoff. The engin
 after the last ``until``.
 """
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time
 from zoneinfo import ZoneInfo
 
 from django.db.models.signals import pre_save
@@ -15,7 +15,7 @@ from django.dispatch import receiver
 from django.utils import timezone
 
 from oncall.models import Rotation
-from oncall.shift_engine import local_to_instant, shift_in_progress
+from oncall.shift_engine import RotationSpec, shift_in_progress, shift_start
 from oncall.shifts import rotation_specs
 
 # What decides who is on call when; the name and the schedule are not part of it.
@@ -24,12 +24,19 @@ DEFINITION_FIELDS = ("layer", "shift_kind", "shift_length", "handoff_date", "han
 
 
 def definition(rotation: Rotation) -> dict:
+    """The fields that decide the shifts, in the form history stores them. Dates and times
+    may still be strings on an instance a form or serializer has just filled."""
+    handoff_date, handoff_time = rotation.handoff_date, rotation.handoff_time
+    if isinstance(handoff_date, str):
+        handoff_date = date.fromisoformat(handoff_date)
+    if isinstance(handoff_time, str):
+        handoff_time = time.fromisoformat(handoff_time)
     return {
-        "layer": rotation.layer,
+        "layer": int(rotation.layer),
         "shift_kind": rotation.shift_kind,
-        "shift_length": rotation.shift_length,
-        "handoff_date": rotation.handoff_date.isoformat(),
-        "handoff_time": rotation.handoff_time.replace(tzinfo=None).isoformat(),
+        "shift_length": int(rotation.shift_length),
+        "handoff_date": handoff_date.isoformat(),
+        "handoff_time": handoff_time.replace(tzinfo=None).isoformat(),
         "participants": list(rotation.participants or []),
         "restrictions": list(rotation.restrictions or []),
     }
@@ -41,7 +48,7 @@ def history_entry(previous: Rotation, now: datetime) -> dict | None:
     (the rotation has not started yet, or the previous edit has not taken over yet)."""
     spec = rotation_specs(previous)[-1]
     zone = ZoneInfo(previous.schedule.time_zone)
-    began = spec.valid_from or local_to_instant(spec.handoff, zone)
+    began = spec.valid_from or shift_start(spec, 0, zone)
     if now < began:
         return None
     shift = shift_in_progress(spec, zone, now)
@@ -51,14 +58,29 @@ def history_entry(previous: Rotation, now: datetime) -> dict | None:
 
 def record_history(rotation: Rotation, previous: Rotation, now: datetime) -> None:
     """Add to ``rotation.history`` (not saved) what replacing ``previous`` at ``now``
-    must keep."""
+    must keep. The stored row's history is the truth: an instance loaded before another
+    edit may carry an older one."""
+    history = list(previous.history or [])
+    rotation.history = history
     if definition(rotation) == definition(previous):
         return
     entry = history_entry(previous, now)
+    if entry is None and not history and handoff_instant(rotation, previous) < now:
+        # Not started yet, but the edit moves the first handoff into the past: the rotation
+        # gave nobody before now, and that past must not fill in afterwards.
+        entry = {**definition(previous), "until": now.astimezone(UTC).isoformat()}
     if entry is not None:
-        rotation.history = [*(previous.history or []), entry]
-    else:
-        rotation.history = list(previous.history or [])
+        history.append(entry)
+
+
+def handoff_instant(rotation: Rotation, previous: Rotation) -> datetime:
+    fields = definition(rotation)
+    spec = RotationSpec(
+        layer=fields["layer"], shift_kind=fields["shift_kind"],
+        shift_length=fields["shift_length"], participants=(),
+        handoff=datetime.combine(date.fromisoformat(fields["handoff_date"]),
+                                 time.fromisoformat(fields["handoff_time"])))
+    return shift_start(spec, 0, ZoneInfo(previous.schedule.time_zone))
 
 
 @receiver(pre_save, sender=Rotation, dispatch_uid="oncall.rotation_history")

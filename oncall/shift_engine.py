@@ -19,6 +19,11 @@ SHIFT_UNITS = {
     "weekly": timedelta(weeks=1),
 }
 ONE_MICROSECOND = timedelta(microseconds=1)
+# The engine answers for instants in this span (a requested range is clipped to it), so
+# local arithmetic near datetime's limits never overflows. Handoffs are validated to lie
+# well inside it (oncall/validation.py).
+EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST = datetime(9000, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -61,7 +66,12 @@ class RotationSpec:
 
     @property
     def unit(self) -> timedelta:
-        return SHIFT_UNITS[self.shift_kind] * self.shift_length
+        try:
+            return SHIFT_UNITS[self.shift_kind] * self.shift_length
+        except OverflowError:
+            # Validation refuses such lengths; a row stored without it still computes
+            # (one shift that never ends) instead of failing every page that shows it.
+            return timedelta.max
 
 
 @dataclass(frozen=True)
@@ -119,8 +129,9 @@ def instant_to_local(instant: datetime, zone: ZoneInfo) -> datetime:
 
 def shift_index_at(rotation: RotationSpec, instant: datetime, zone: ZoneInfo) -> int:
     """The index of the shift containing ``instant`` (-1: before the handoff), found by
-    arithmetic on local times and corrected by at most a step or two around DST changes,
-    so a rotation started years ago costs what a new one does."""
+    arithmetic on local times, so a rotation started years ago costs what a new one does.
+    The neighbouring starts are checked as a guard: since local times map to instants in
+    order (a gap forward, a repeat to its first occurrence), the arithmetic is exact."""
     unit = rotation.unit
     index = (instant_to_local(instant, zone) - rotation.handoff) // unit
     index = max(index, -1)
@@ -132,7 +143,12 @@ def shift_index_at(rotation: RotationSpec, instant: datetime, zone: ZoneInfo) ->
 
 
 def shift_start(rotation: RotationSpec, index: int, zone: ZoneInfo) -> datetime:
-    return local_to_instant(rotation.handoff + index * rotation.unit, zone)
+    try:
+        instant = local_to_instant(rotation.handoff + index * rotation.unit, zone)
+    except OverflowError:
+        # Beyond datetime's range (only rows stored without validation get here).
+        return LATEST if index > 0 or rotation.handoff.year > 5000 else EARLIEST
+    return min(max(instant, EARLIEST), LATEST)
 
 
 def shift_in_progress(rotation: RotationSpec, zone: ZoneInfo, at: datetime) -> tuple | None:
@@ -236,14 +252,16 @@ def compute_shifts(spec: ScheduleSpec, start: datetime, end: datetime) -> list[S
     marked with the override)."""
     if start.tzinfo is None or end.tzinfo is None:
         raise ValueError("start and end must be aware datetimes")
-    start, end = start.astimezone(UTC), end.astimezone(UTC)
+    start = min(max(start.astimezone(UTC), EARLIEST), LATEST)
+    end = min(max(end.astimezone(UTC), EARLIEST), LATEST)
     if start >= end:
         return []
     zone = ZoneInfo(spec.time_zone)
     # Each boundary instant → the changes happening there.
     changes = defaultdict(list)
-    changes[start]
-    changes[end]
+    # The range's ends are boundaries even where nothing changes (the fallback's stretch).
+    changes.setdefault(start, [])
+    changes.setdefault(end, [])
     for rotation in spec.rotations:
         for begin, finish, user_id in rotation_intervals(rotation, zone, start, end):
             changes[begin].append((rotation.layer, user_id, 1))
@@ -291,21 +309,31 @@ def compute_shifts(spec: ScheduleSpec, start: datetime, end: datetime) -> list[S
 def on_call_between(counts, active_overrides, overrides, fallback_user_id) -> dict:
     """user id → override id (None: from the layers or the fallback) for one stretch
     between two boundaries."""
-    on_call = {}
+    base = []
     for layer in sorted(counts, reverse=True):
         if counts[layer]:
-            on_call = dict.fromkeys(counts[layer])
+            base = list(counts[layer])
             break
-    if not on_call and fallback_user_id is not None:
-        on_call = {fallback_user_id: None}
+    if not base and fallback_user_id is not None:
+        base = [fallback_user_id]
+    # user id → (override id, whose place they hold): an override replacing X acts on
+    # whoever holds X's place by then, so of two swaps for X the later one wins, and the
+    # one who took X's place can hand it on.
+    on_call = {user_id: (None, user_id) for user_id in base}
     for order in sorted(active_overrides):
         override = overrides[order]
         if override.replaces_id is None:
-            on_call = {override.user_id: override.override_id}
-        elif override.replaces_id in on_call:
-            del on_call[override.replaces_id]
-            on_call[override.user_id] = override.override_id
-    return on_call
+            on_call = {override.user_id: (override.override_id, override.user_id)}
+            continue
+        holder = next((user_id for user_id, (_, place) in on_call.items()
+                       if place == override.replaces_id), None)
+        if holder is None and override.replaces_id in on_call:
+            holder = override.replaces_id
+        if holder is None:
+            continue  # X is not on call here: the override changes nothing
+        _, place = on_call.pop(holder)
+        on_call[override.user_id] = (override.override_id, place)
+    return {user_id: override_id for user_id, (override_id, _) in on_call.items()}
 
 
 def users_at(spec: ScheduleSpec, at: datetime) -> list[int]:

@@ -12,6 +12,9 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 
+HANDOFF_YEARS = (1970, 2199)
+# A year of hours, days or weeks: longer shifts are a typo.
+LONGEST_SHIFT = {"hourly": 24 * 366, "daily": 366, "weekly": 53}
 CLOCK = re.compile(r"(?P<hours>[0-9]{1,2}):(?P<minutes>[0-9]{2})")
 # ntfy's own rule for topic names (docs/on-call.md#contact-methods).
 NTFY_TOPIC = re.compile(r"[-_A-Za-z0-9]{1,64}")
@@ -169,7 +172,22 @@ def parse_handoff(value) -> datetime:
         raise ValidationError("handoff is a wall-clock time in the schedule's time zone: "
                               "give it without an offset (“2027-01-04T09:00”).",
                               code="handoff")
+    if not HANDOFF_YEARS[0] <= parsed.year <= HANDOFF_YEARS[1]:
+        raise ValidationError(f"handoff must be between {HANDOFF_YEARS[0]} and "
+                              f"{HANDOFF_YEARS[1]}.", code="handoff")
     return parsed.replace(microsecond=0)
+
+
+def validate_shift_length(kind: str, length) -> int:
+    """How many hours, days or weeks a shift lasts: 1 up to a year's worth."""
+    longest = LONGEST_SHIFT.get(kind)
+    if longest is None:
+        raise ValidationError(f"shift_kind must be one of {', '.join(LONGEST_SHIFT)}.",
+                              code="shift_kind")
+    if type(length) is not int or not 1 <= length <= longest:
+        raise ValidationError(f"shift_length for {kind} shifts must be a whole number from "
+                              f"1 to {longest}.", code="shift_length")
+    return length
 
 
 def validate_participants(value) -> list[int]:

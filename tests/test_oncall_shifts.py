@@ -4,6 +4,7 @@ overrides at shift edges, the fallback user, edits that keep past shifts, and th
 query counts (docs/on-call.md#schedules)."""
 
 from datetime import UTC, date, datetime, time, timedelta
+from time import perf_counter
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -30,6 +31,7 @@ from oncall.validation import (
     normalize_restrictions,
     parse_handoff,
     validate_participants,
+    validate_shift_length,
     validate_time_zone,
 )
 from tests.conftest import make_user
@@ -284,6 +286,19 @@ def test_a_later_override_applies_on_top_of_an_earlier_one():
             for shift in found] == [(7, 0, 6, 1), (8, 6, 8, 2), (7, 8, 0, 1)]
 
 
+def test_of_two_swaps_for_one_user_the_later_wins_and_a_swap_can_be_handed_on():
+    base = (rotation(datetime(2027, 1, 4, 9), [1]), rotation(datetime(2027, 1, 4, 9), [3]))
+    spec = ScheduleSpec("UTC", rotations=base, overrides=(
+        OverrideSpec(utc(2027, 1, 5), utc(2027, 1, 6), 7, 1, 1),      # 7 takes 1's place
+        OverrideSpec(utc(2027, 1, 5, 6), utc(2027, 1, 5, 8), 8, 1, 2),  # later: 8 does
+        OverrideSpec(utc(2027, 1, 5, 12), utc(2027, 1, 5, 13), 9, 7, 3),  # 7 hands on
+    ))
+    assert users_at(spec, utc(2027, 1, 5, 5)) == [3, 7]
+    assert users_at(spec, utc(2027, 1, 5, 7)) == [3, 8]
+    assert users_at(spec, utc(2027, 1, 5, 12, 30)) == [3, 9]
+    assert users_at(spec, utc(2027, 1, 6, 1)) == [1, 3]
+
+
 def test_an_override_without_replaces_covers_a_stretch_nobody_is_on_call():
     spec = ScheduleSpec("UTC", rotations=(
         rotation(datetime(2027, 1, 4, 9), [1], restrictions=[
@@ -448,6 +463,34 @@ def test_editing_a_rotation_that_has_not_started_records_nothing(team, people):
     assert days.history == []
 
 
+def test_moving_a_future_handoff_into_the_past_does_not_fill_the_past(team, people):
+    schedule = daily_schedule(team, people, handoff=date(2027, 2, 1), fallback_user=people[3])
+    days = Rotation.objects.select_related("schedule").get(schedule=schedule)
+    edited = Rotation.objects.get(pk=days.pk)
+    edited.handoff_date = date(2027, 1, 1)
+    record_history(edited, days, utc(2027, 1, 10, 12))
+    Rotation.objects.filter(pk=days.pk).update(handoff_date=edited.handoff_date,
+                                               history=edited.history)
+    found = oncall_shifts.schedule_shifts(schedule, utc(2027, 1, 10), utc(2027, 1, 11, 12))
+    # Before the edit nobody from the rotation was on call, so the fallback stays there;
+    # from the edit on, the new handoff's turns (2027-01-10 is day 9: user index 0).
+    assert [(shift.user_id, shift.start, shift.end) for shift in found] == [
+        (people[3].pk, utc(2027, 1, 10), utc(2027, 1, 10, 12)),
+        (people[0].pk, utc(2027, 1, 10, 12), utc(2027, 1, 11, 8)),
+        (people[1].pk, utc(2027, 1, 11, 8), utc(2027, 1, 11, 12)),
+    ]
+
+
+def test_a_rotation_without_participants_changes_at_once(team, people):
+    schedule = daily_schedule(team, people, handoff=date(2027, 1, 4))
+    Rotation.objects.filter(schedule=schedule).update(participants=[])
+    days = Rotation.objects.select_related("schedule").get(schedule=schedule)
+    edited = Rotation.objects.get(pk=days.pk)
+    edited.participants = [people[0].pk]
+    record_history(edited, days, utc(2027, 1, 10, 12))
+    assert [entry["until"] for entry in edited.history] == ["2027-01-10T12:00:00+00:00"]
+
+
 def test_two_edits_in_one_shift_keep_one_definition_in_history(team, people):
     schedule = daily_schedule(team, people, handoff=date(2027, 1, 4))
     days = Rotation.objects.select_related("schedule").get(schedule=schedule)
@@ -522,6 +565,39 @@ def test_handoff_is_a_wall_clock_time_without_offset():
         parse_handoff("2027-03-28T02:30+01:00")
     with pytest.raises(ValidationError, match="local date and time"):
         parse_handoff("next monday")
+    with pytest.raises(ValidationError, match="between 1970 and 2199"):
+        parse_handoff("0001-01-01T00:00")
+
+
+def test_shift_lengths_are_whole_units_up_to_a_year():
+    assert validate_shift_length("weekly", 2) == 2
+    for kind, length, message in (("weekly", 54, "1 to 53"), ("daily", 0, "1 to 366"),
+                                  ("hourly", True, "whole number"), ("monthly", 1, "one of")):
+        with pytest.raises(ValidationError, match=message):
+            validate_shift_length(kind, length)
+
+
+def test_ranges_far_in_the_past_or_future_do_not_overflow():
+    spec = ScheduleSpec("Pacific/Kiritimati", fallback_user_id=9, rotations=(
+        rotation(datetime(2199, 12, 31, 23), [1], kind="weekly", length=53),))
+    found = compute_shifts(spec, datetime.min.replace(tzinfo=UTC),
+                           datetime.max.replace(tzinfo=UTC))
+    assert [shift.user_id for shift in found] == [9, 1]
+    assert found[-1].end == datetime(9000, 1, 1, tzinfo=UTC)
+
+
+def test_a_shift_length_validation_would_refuse_still_computes():
+    spec = ScheduleSpec("Europe/Berlin", rotations=(
+        rotation(datetime(2027, 1, 4, 9), [1, 2], kind="weekly", length=2**31 - 1),))
+    found = compute_shifts(spec, utc(2027, 1, 1), utc(2028, 1, 1))
+    assert [(shift.user_id, shift.start, shift.end) for shift in found] == [
+        (1, utc(2027, 1, 4, 8), utc(2028, 1, 1))]
+    for year in (1, 9999):
+        spec = ScheduleSpec("Pacific/Kiritimati", fallback_user_id=9, rotations=(
+            rotation(datetime(year, 1, 1, 0), [1]),))
+        assert {shift.user_id for shift in compute_shifts(spec, utc(2027, 1, 1),
+                                                          utc(2027, 1, 2))} == {
+            1 if year == 1 else 9}
 
 
 def test_participants_are_existing_user_ids(people):
@@ -532,3 +608,33 @@ def test_participants_are_existing_user_ids(people):
                          ([missing], f"no user {missing}")):
         with pytest.raises(ValidationError, match=message):
             validate_participants(bad)
+
+
+def test_a_year_of_a_three_layer_schedule_takes_well_under_a_second():
+    # benchmarks/oncall.py measures this in detail (about 20 ms on the 2-core CI machine).
+    weekend = [{"weekdays": [5, 6], "start": "08:00", "end": "20:00"}]
+    nights = [{"weekdays": [0, 1, 2, 3, 4], "start": "18:00", "end": "08:00"}]
+    overrides = tuple(
+        OverrideSpec(utc(2027, 1, 3) + timedelta(days=7 * index, hours=index % 24),
+                     utc(2027, 1, 3) + timedelta(days=7 * index, hours=index % 24 + 9),
+                     20, None if index % 2 else 1 + index % 6, index)
+        for index in range(48))
+    spec = ScheduleSpec("Europe/Berlin", fallback_user_id=19, rotations=(
+        rotation(datetime(2020, 1, 4, 8), range(1, 7), kind="hourly", length=4, layer=3,
+                 restrictions=weekend),
+        rotation(datetime(2020, 1, 6, 18), range(7, 11), layer=2, restrictions=nights),
+        rotation(datetime(2020, 1, 6, 9), range(11, 16), kind="weekly"),
+    ), overrides=overrides)
+    started = perf_counter()
+    found = compute_shifts(spec, utc(2027, 1, 1), utc(2028, 1, 1))
+    assert perf_counter() - started < 1.0
+    assert len(found) > 500 and {shift.user_id for shift in found} >= {1, 7, 11, 20}
+
+
+def test_history_compares_a_definition_a_form_filled_with_strings(team, people):
+    schedule = daily_schedule(team, people, handoff=date(2027, 1, 4))
+    days = Rotation.objects.select_related("schedule").get(schedule=schedule)
+    edited = Rotation.objects.get(pk=days.pk)
+    edited.handoff_date, edited.handoff_time, edited.shift_length = "2027-01-04", "09:00", "1"
+    record_history(edited, days, utc(2027, 1, 10, 12))
+    assert edited.history == []
