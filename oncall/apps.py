@@ -8,8 +8,9 @@ class OncallConfig(AppConfig):
     verbose_name = "On call"
 
     def ready(self):
-        # Models load only once apps are ready.
-        from oncall import contributions, handoffs
+        # Models load only once apps are ready. Importing rotation_history connects its
+        # receiver: editing a rotation records its previous definition.
+        from oncall import contributions, handoffs, rotation_history  # noqa: F401
         from oncall.models import Override
 
         contributions.register()
