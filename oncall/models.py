@@ -4,6 +4,8 @@ call when (schedules, rotations, overrides), and every page and message sent to 
 Who is on call at an instant is computed, never stored: oncall/shifts.py turns a schedule's
 rotations and overrides into shifts (docs/on-call.md)."""
 
+from zoneinfo import ZoneInfo
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
@@ -151,7 +153,11 @@ class Override(models.Model):
         indexes = [models.Index(fields=["schedule", "end"])]
 
     def __str__(self):
-        return f"{self.user} on call {self.start:%Y-%m-%d %H:%M} – {self.end:%Y-%m-%d %H:%M}"
+        # In the schedule's zone, like every time the admin shows for a schedule.
+        zone = ZoneInfo(self.schedule.time_zone)
+        start, end = self.start.astimezone(zone), self.end.astimezone(zone)
+        return (f"{self.user} on call {start:%Y-%m-%d %H:%M} – {end:%Y-%m-%d %H:%M} "
+                f"{end:%Z}")
 
 
 class Page(models.Model):

@@ -28,7 +28,6 @@ User = get_user_model()
 # A notification rule later than the acknowledge link's lifetime (24 hours) would send a
 # link that no longer works.
 MAX_DELAY_MINUTES = 24 * 60
-MAX_SHIFT_LENGTH = 1000
 INSTANT_HELP = ("Give an ISO 8601 instant with its offset, for example 2027-03-28T01:30:00Z "
                 "or 2027-03-28T03:30:00+02:00 (in a URL, write + as %2B).")
 
@@ -212,8 +211,7 @@ class RotationSerializer(ModelSerializer):
     handoff = HandoffField(
         help_text="Start of the first shift, local to the schedule's time_zone: "
                   "YYYY-MM-DDTHH:MM[:SS], no offset.")
-    shift_length = serializers.IntegerField(min_value=1, max_value=MAX_SHIFT_LENGTH,
-                                            required=False, default=1)
+    shift_length = serializers.IntegerField(min_value=1, required=False, default=1)
     participants = serializers.ListField(
         child=serializers.IntegerField(), min_length=1,
         help_text="Ordered user ids: shift i belongs to participants[i mod n]. "
@@ -272,8 +270,9 @@ class ScheduleSerializer(ModelSerializer):
             raise serializers.ValidationError(messages_of(exc)) from None
 
     def validate_rotations(self, entries):
-        mine = set(self.instance.rotations.values_list("pk", flat=True)) if self.instance \
-            else set()
+        # Each existing rotation's shift kind and length, for entries that change only one.
+        mine = {pk: (kind, length) for pk, kind, length in self.instance.rotations.values_list(
+            "pk", "shift_kind", "shift_length")} if self.instance else {}
         # Problems keyed by the entry's index, as DRF reports the entries' own fields.
         errors, seen = {}, set()
         for index, entry in enumerate(entries):
@@ -291,6 +290,14 @@ class ScheduleSerializer(ModelSerializer):
             elif rotation_id in seen:
                 errors[str(index)] = {"id": [f"Rotation {rotation_id} is listed twice."]}
             seen.add(rotation_id)
+            # The longest shift depends on its kind (a year of hours, days or weeks): the
+            # same rule as the admin's (oncall.validation).
+            kind, length = mine.get(rotation_id, (Rotation.ShiftKind.WEEKLY, 1))
+            try:
+                validation.validate_shift_length(entry.get("shift_kind", kind),
+                                                 entry.get("shift_length", length))
+            except DjangoValidationError as exc:
+                errors.setdefault(str(index), {})["shift_length"] = messages_of(exc)
         if errors:
             raise serializers.ValidationError(errors)
         return entries

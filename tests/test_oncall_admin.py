@@ -273,6 +273,16 @@ def test_unknown_participants_and_unreadable_restrictions_are_form_errors(client
     assert not Schedule.objects.exists()
 
 
+def test_a_shift_longer_than_a_year_of_its_kind_is_a_form_error(client, manager, team):
+    signed_in(client, manager)
+    response = client.post(reverse("admin:oncall_schedule_add"), schedule_post(
+        team, participants="max", shift_kind="weekly", shift_length="60"))
+    assert response.status_code == 200
+    [errors] = response.context["inline_admin_formsets"][0].formset.errors
+    assert "1 to 53" in errors["shift_length"][0]
+    assert not Schedule.objects.exists()
+
+
 def test_an_unknown_time_zone_is_refused(client, manager, team):
     signed_in(client, manager)
     response = client.post(reverse("admin:oncall_schedule_add"),
@@ -316,6 +326,9 @@ def test_responder_adds_a_swap_for_themselves_in_the_schedules_local_time(
     # 09:00 in Berlin in January is 08:00 UTC.
     assert override.start == datetime(2027, 1, 4, 8, tzinfo=UTC)
     assert override.end == datetime(2027, 1, 4, 16, tzinfo=UTC)
+    # The confirmation names the times as they were typed, in the schedule's zone.
+    assert str(override) == "rita on call 2027-01-04 09:00 – 2027-01-04 17:00 CET"
+    assert "rita on call 2027-01-04 09:00" in client.get(response.url).content.decode()
 
 
 def test_responder_cannot_put_someone_else_on_call(client, responder, manager, schedule):

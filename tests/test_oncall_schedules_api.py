@@ -118,6 +118,26 @@ def test_a_rotation_needs_a_participant_and_a_positive_length(as_manager, team, 
     assert set(response.json()["rotations"]["0"]) == {"participants", "shift_length"}
 
 
+def test_a_shift_is_at_most_a_year_of_its_kind_as_in_the_admin(as_manager, team, schedule,
+                                                             responder):
+    too_long = as_manager.post("/api/v1/schedules/", {
+        "name": "Database", "team": team.pk,
+        "rotations": [rotation_entry(responder, shift_kind="weekly", shift_length=60)]},
+        format="json")
+    assert too_long.status_code == 400
+    assert "1 to 53" in too_long.json()["rotations"]["0"]["shift_length"][0]
+    # A daily rotation of 100 days is fine; made weekly by a PATCH naming only the kind, it
+    # would be 100 weeks.
+    days = schedule.rotations.get()
+    days.shift_length = 100
+    days.save()
+    response = as_manager.patch(f"/api/v1/schedules/{schedule.pk}/", {
+        "rotations": [{"id": days.pk, "shift_kind": "weekly"}]}, format="json")
+    assert response.status_code == 400, response.content
+    assert "shift_length" in response.json()["rotations"]["0"]
+    assert schedule.rotations.get().shift_kind == "daily"
+
+
 def test_a_responder_reads_schedules_but_cannot_change_them(as_responder, schedule, team):
     assert as_responder.get("/api/v1/schedules/").json()["results"][0]["name"] == "Primary"
     assert as_responder.get(f"/api/v1/schedules/{schedule.pk}/").status_code == 200

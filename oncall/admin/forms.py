@@ -89,6 +89,17 @@ class RotationForm(forms.ModelForm):
             "handoff_time": "Local wall-clock time in the schedule's zone.",
         }
 
+    def clean(self):
+        cleaned = super().clean()
+        kind, length = cleaned.get("shift_kind"), cleaned.get("shift_length")
+        if kind and length is not None:
+            # The longest shift depends on its kind, as in the REST API (oncall.validation).
+            try:
+                validation.validate_shift_length(kind, length)
+            except ValidationError as exc:
+                self.add_error("shift_length", exc)
+        return cleaned
+
 
 class LocalSplitDateTimeField(forms.SplitDateTimeField):
     """A date and a time kept naive: the form makes them an instant in the schedule's zone,
