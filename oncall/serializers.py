@@ -171,6 +171,16 @@ class NotificationRuleSerializer(OwnedSerializer):
         read_only_fields = ["created_at"]
         validators = []  # checked in validate(), with a message naming the field
 
+    def get_fields(self):
+        fields = super().get_fields()
+        request = self.context.get("request")
+        if request is not None and not may_manage_everyones(request.user):
+            # Someone else's contact method is "not found", like an id that does not
+            # exist: a different answer would tell which ids are other people's.
+            fields["contact_method"].queryset = ContactMethod.objects.filter(
+                user=request.user)
+        return fields
+
     def validate(self, attrs):
         instance = self.instance
         method = attrs.get("contact_method") or instance.contact_method

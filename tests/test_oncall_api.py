@@ -205,8 +205,21 @@ def test_a_rule_belongs_to_its_contact_methods_user_by_default(as_responder, res
 
 
 def test_a_responder_may_not_add_rules_on_someone_elses_contact_method(as_responder, other):
+    method = email_of(other)
+    others = as_responder.post("/api/v1/notification-rules/", {
+        "contact_method": method.pk}, format="json")
+    missing = as_responder.post("/api/v1/notification-rules/", {
+        "contact_method": method.pk + 1000}, format="json")
+    # Told apart from an id that does not exist, it would say whose ids exist.
+    assert others.status_code == missing.status_code == 400
+    assert others.json()["contact_method"][0].replace(str(method.pk), "N") == \
+        missing.json()["contact_method"][0].replace(str(method.pk + 1000), "N")
+    assert not NotificationRule.objects.exists()
+
+
+def test_a_responder_may_not_add_rules_for_someone_else(as_responder, responder, other):
     response = as_responder.post("/api/v1/notification-rules/", {
-        "contact_method": email_of(other).pk}, format="json")
+        "user": other.pk, "contact_method": email_of(responder).pk}, format="json")
     assert response.status_code == 403
     assert response.json() == {"detail": "You may only manage your own notification rules."}
     assert not NotificationRule.objects.exists()
