@@ -6,27 +6,37 @@ from datetime import datetime, timedelta
 
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
+from django.db.models import Prefetch
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from django_filters import rest_framework as filters
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import serializers, status, viewsets
+from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from incidents.models import Incident
 from oncall import ical, sending, shifts
-from oncall.models import ContactMethod, NotificationRule, Override, Schedule
+from oncall.models import (
+    ContactMethod,
+    NotificationRule,
+    Override,
+    Page,
+    PersonalNotification,
+    Schedule,
+)
 from oncall.serializers import (
     ContactMethodSerializer,
     NotificationRuleSerializer,
     OnCallEverywhereSerializer,
     OnCallSerializer,
     OverrideSerializer,
+    PageSerializer,
     PersonalNotificationSerializer,
     ScheduleSerializer,
     ShiftSerializer,
@@ -280,8 +290,44 @@ class OnCallNowView(APIView):
         return Response(OnCallEverywhereSerializer(rows, many=True).data)
 
 
+class IncidentPageViewSet(mixins.ListModelMixin, mixins.CreateModelMixin,
+                          viewsets.GenericViewSet):
+    """Who was paged about an incident, with each message's outcome; POST pages a person
+    by hand (adds a responder: docs/on-call.md#paging-someone-by-hand)."""
+
+    queryset = Page.objects.all()  # GroupModelPermissions: view_page, add_page
+    serializer_class = PageSerializer
+    ordering = ["created_at", "id"]
+    ordering_fields = ["created_at", "id"]
+
+    def incident(self) -> Incident:
+        # The pages are part of the incident: whoever cannot see it learns nothing of them.
+        if not self.request.user.has_perm("incidents.view_incident"):
+            raise PermissionDenied
+        return get_object_or_404(Incident, pk=self.kwargs["incident_pk"])
+
+    def get_queryset(self):
+        messages = PersonalNotification.objects.order_by("next_attempt_at", "id")
+        return (Page.objects.filter(incident=self.incident())
+                .prefetch_related(Prefetch("notifications", queryset=messages)))
+
+    def create(self, request, *args, **kwargs):
+        incident = self.incident()
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        if not incident.is_open:
+            return Response({"detail": f"Incident #{incident.number} is resolved: nobody is "
+                                       "paged about it."}, status=status.HTTP_409_CONFLICT)
+        reason = serializer.validated_data.get("reason") or \
+            f"paged by {request.user.get_username()}"
+        page = sending.page_user(incident, serializer.validated_data["user"], reason=reason)
+        return Response(self.get_serializer(self.get_queryset().get(pk=page.pk)).data,
+                        status=status.HTTP_201_CREATED)
+
+
 # Explicit routes for the overrides, nested under their schedule (tocsin/urls.py).
 override_list = OverrideViewSet.as_view({"get": "list", "post": "create"})
 override_detail = OverrideViewSet.as_view({
     "get": "retrieve", "put": "update", "patch": "partial_update", "delete": "destroy"})
 on_call_now = OnCallNowView.as_view()
+incident_pages = IncidentPageViewSet.as_view({"get": "list", "post": "create"})

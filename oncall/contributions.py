@@ -1,14 +1,19 @@
 """What the on-call app adds to the incidents app's admin pages (incidents/extensions.py):
-the "Pages" section of the incident page, who was paged and how each message went."""
+the "Pages" section of the incident page, who was paged and how each message went, and a
+button to page someone by hand."""
 
 from django.contrib import admin
+from django.contrib.auth import get_user_model
 from django.db.models import Prefetch
+from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.timezone import localtime
 
 from incidents import extensions
 from oncall.models import PersonalNotification
 from tocsin.adminkit import badge
+
+User = get_user_model()
 
 
 def notification_line(notification: PersonalNotification):
@@ -22,16 +27,34 @@ def notification_line(notification: PersonalNotification):
     )
 
 
+def page_someone_form(incident):
+    """A person to page and a button. The incident page is itself a form, and forms do not
+    nest: the button posts the page's form to the paging view (``formaction``), which reads
+    only ``page_user``; ``formnovalidate`` keeps the incident's own fields out of it."""
+    people = User.objects.filter(is_active=True).order_by("username").values_list(
+        "pk", "username")
+    return format_html(
+        '<div class="tocsin-page-someone"><label for="tocsin-page-user">Page someone:</label> '
+        '<select name="page_user" id="tocsin-page-user"><option value="">Choose a person…'
+        "</option>{}</select> "
+        '<button type="submit" class="button" formaction="{}" formmethod="post" '
+        "formnovalidate>Page</button></div>",
+        format_html_join("", '<option value="{}">{}</option>', people),
+        reverse("admin:oncall_personalnotification_page", args=[incident.pk]),
+    )
+
+
 @admin.display(description="Pages")
 def pages_html(incident) -> str:
     pages = incident.pages.select_related("user").prefetch_related(
         Prefetch("notifications",
                  queryset=PersonalNotification.objects.order_by("next_attempt_at", "id"))
     ).order_by("created_at", "id")
+    form = page_someone_form(incident) if incident.is_open else ""
     if not pages:
-        return "Nobody has been paged about this incident."
+        return format_html("<p>Nobody has been paged about this incident.</p>{}", form)
     return format_html(
-        '<ul class="tocsin-pages">{}</ul>',
+        '<ul class="tocsin-pages">{}</ul>{}',
         format_html_join("", "<li><strong>{}</strong> paged {}{}<ul>{}</ul></li>", (
             (page.user.get_username(), localtime(page.created_at).strftime("%Y-%m-%d %H:%M:%S"),
              format_html(" ({})", page.reason) if page.reason else "",
@@ -39,6 +62,7 @@ def pages_html(incident) -> str:
                                         for n in page.notifications.all())))
             for page in pages
         )),
+        form,
     )
 
 

@@ -17,6 +17,7 @@ from oncall.models import (
     ContactMethod,
     NotificationRule,
     Override,
+    Page,
     PersonalNotification,
     Rotation,
     Schedule,
@@ -174,11 +175,12 @@ class NotificationRuleSerializer(OwnedSerializer):
     def get_fields(self):
         fields = super().get_fields()
         request = self.context.get("request")
-        if request is not None and not may_manage_everyones(request.user):
+        user = getattr(request, "user", None)
+        # (The schema generator asks with no signed-in user: it needs no narrowing.)
+        if user is not None and user.is_authenticated and not may_manage_everyones(user):
             # Someone else's contact method is "not found", like an id that does not
             # exist: a different answer would tell which ids are other people's.
-            fields["contact_method"].queryset = ContactMethod.objects.filter(
-                user=request.user)
+            fields["contact_method"].queryset = ContactMethod.objects.filter(user=user)
         return fields
 
     def validate(self, attrs):
@@ -411,3 +413,27 @@ class ScheduleRefSerializer(serializers.Serializer):
 class OnCallEverywhereSerializer(serializers.Serializer):
     schedule = ScheduleRefSerializer()
     users = OnCallUserSerializer(many=True)
+
+
+class PageNotificationSerializer(ModelSerializer):
+    """One message of a page and how it went."""
+
+    class Meta:
+        model = PersonalNotification
+        fields = ["id", "kind", "delay_minutes", "status", "attempts", "next_attempt_at",
+                  "sent_at", "error"]
+        read_only_fields = fields
+
+
+class PageSerializer(ModelSerializer):
+    """A person paged about an incident, with the messages their rules sent."""
+
+    user = serializers.PrimaryKeyRelatedField(queryset=User.objects.filter(is_active=True))
+    reason = serializers.CharField(max_length=255, required=False, allow_blank=True)
+    notifications = PageNotificationSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = Page
+        fields = ["id", "incident", "user", "step", "loop", "reason", "created_at",
+                  "notifications"]
+        read_only_fields = ["incident", "step", "loop", "created_at"]

@@ -99,10 +99,11 @@ INCIDENT_LIST_QUERIES = 10
 #  3. the incident, with service and alert count   4-5. permissions
 #  6. its tags   7. its timeline   8. its deliveries, with their destinations
 #  9. the people paged, with their users   10. the messages of those pages
-RESPONDER_INCIDENT_PAGE_QUERIES = 10
+#  11. the people who can be paged (the "Page someone" choice)
+RESPONDER_INCIDENT_PAGE_QUERIES = 11
 # As a Manager, who may edit them: the form adds one query per choice list:
 #  7-10. priorities, SLAs, escalation policies, tags (the incident's tags are 6.)
-MANAGER_INCIDENT_PAGE_QUERIES = 14
+MANAGER_INCIDENT_PAGE_QUERIES = 15
 
 # GET /api/v1/incidents/ with a token:
 #  1. the token, with its user   2-3. the user's permissions

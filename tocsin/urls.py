@@ -72,6 +72,8 @@ urlpatterns = [
     path("api/v1/schedules/<int:schedule_pk>/overrides/<int:pk>/", oncall_api.override_detail,
          name="schedule-override"),
     path("api/v1/oncall/", oncall_api.on_call_now, name="oncall-now"),
+    path("api/v1/incidents/<int:incident_pk>/pages/", oncall_api.incident_pages,
+         name="incident-pages"),
     path("api/v1/", include(router.urls)),
     path("admin/", admin.site.urls),
     path("anymail/", include("integrations.anymail_urls")),

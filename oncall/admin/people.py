@@ -9,9 +9,10 @@ from zoneinfo import ZoneInfo
 
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
+from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
 from django.http import HttpResponseRedirect
-from django.shortcuts import redirect
+from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
@@ -21,10 +22,13 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.timezone import localtime
 from django.views.decorators.http import require_POST
 
+from incidents.models import Incident
 from oncall import sending, shifts
 from oncall.admin.forms import ContactMethodForm, NotificationRuleForm, fix_user_field
 from oncall.models import ContactMethod, NotificationRule, PersonalNotification
 from tocsin.adminkit import CSS, JS, AdminPages, ReadOnlyLogAdmin, admin_url, badge
+
+User = get_user_model()
 
 UPCOMING_DAYS = 14
 SENT_A_TEST = "Sent a test."
@@ -326,7 +330,37 @@ class PersonalNotificationAdmin(ReadOnlyLogAdmin):
                               messages.WARNING)
 
     def get_urls(self):
-        return [self.object_path("resend", self.resend_view, "resend")] + super().get_urls()
+        return [
+            self.object_path("resend", self.resend_view, "resend"),
+            # The incident page's "Page someone" button posts here (oncall/contributions.py).
+            path("page-for-incident/<int:incident_id>/",
+                 self.admin_site.admin_view(self.page_view), name=self.url_name("page")),
+            *super().get_urls(),
+        ]
+
+    @method_decorator(require_POST)
+    def page_view(self, request, incident_id):
+        """Page a person about an incident by hand (add a responder)."""
+        if not (request.user.has_perm("oncall.add_page")
+                and request.user.has_perm("incidents.view_incident")):
+            raise PermissionDenied
+        incident = get_object_or_404(Incident, pk=incident_id)
+        back = redirect(admin_url(incident, current_app=self.admin_site.name))
+        chosen = request.POST.get("page_user", "")
+        person = User.objects.filter(pk=chosen, is_active=True).first() \
+            if chosen.isdigit() else None
+        if person is None:
+            self.message_user(request, "Choose the person to page.", messages.ERROR)
+        elif not incident.is_open:
+            self.message_user(request, f"Incident #{incident.number} is resolved: nobody is "
+                                       "paged about it.", messages.ERROR)
+        else:
+            page = sending.page_user(incident, person,
+                                     reason=f"paged by {request.user.get_username()}")
+            self.log_addition(request, page, f"Paged {person.get_username()}.")
+            self.message_user(request, f"Paged {person.get_username()}: their notification "
+                                       "rules are running (see Pages below).", messages.SUCCESS)
+        return back
 
     @method_decorator(require_POST)
     def resend_view(self, request, object_id):
