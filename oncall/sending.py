@@ -82,7 +82,7 @@ class PersonalNotificationOutbox(Outbox):
     def cancel_if_settled(self, pk: int) -> bool:
         """A page's message not yet sent when the incident is acknowledged or resolved is
         not sent: someone is on it. Nor is one whose contact method was disabled since.
-        Failed with the reason; the database decides, so a row a worker has claimed
+        Cancelled with the reason; the database decides, so a row a worker has claimed
         meanwhile is left to it."""
         row = (PersonalNotification.objects.filter(pk=pk, status=Status.PENDING,
                                                    purpose=Purpose.PAGE)
@@ -93,7 +93,7 @@ class PersonalNotificationOutbox(Outbox):
         now = timezone.now()
         return bool(PersonalNotification.objects.filter(pk=pk, status=Status.PENDING)
                     .filter(unclaimed(now))
-                    .update(status=Status.FAILED, next_attempt_at=None, error=reason))
+                    .update(status=Status.CANCELLED, next_attempt_at=None, error=reason))
 
     def schedule_due(self, pk: int, due: datetime) -> None:
         """A one-off schedule sending a delayed rule's message at its due time."""

@@ -179,7 +179,7 @@ def test_messages_still_due_when_the_incident_is_acknowledged_are_not_sent(
     assert send_personal_notification(later.pk).startswith("cancelled")
 
     later.refresh_from_db()
-    assert later.status == Status.FAILED
+    assert later.status == Status.CANCELLED
     assert later.error == (f"Not sent: incident #{incident.number} was acknowledged before "
                            "this was due.")
     assert [m.to for m in mail.outbox] == [["rita.work@example.com"]]
@@ -206,7 +206,7 @@ def test_a_resolved_incident_stops_the_messages_of_every_page(inline, incident, 
     send_personal_notification(row.pk)
 
     row.refresh_from_db()
-    assert row.status == Status.FAILED and "was resolved" in row.error
+    assert row.status == Status.CANCELLED and "was resolved" in row.error
     assert mail.outbox == []
 
 
@@ -288,7 +288,7 @@ def test_a_contact_method_disabled_before_its_rule_is_due_is_not_used(inline, in
     send_personal_notification(row.pk)
 
     row.refresh_from_db()
-    assert row.status == Status.FAILED and "contact method was disabled" in row.error
+    assert row.status == Status.CANCELLED and "contact method was disabled" in row.error
     assert mail.outbox == []
 
 

@@ -61,6 +61,9 @@ class OutboxItem(models.Model):
         PENDING = "pending", "Pending"
         SENT = "sent", "Sent"
         FAILED = "failed", "Failed"
+        # Not sent because it was no longer wanted when it came due (a page's message after
+        # the incident was acknowledged): not a failure, and shown as such.
+        CANCELLED = "cancelled", "Cancelled"
 
     status = models.CharField(
         max_length=10, choices=Status.choices, default=Status.PENDING, db_index=True)
@@ -259,9 +262,11 @@ class Outbox:
                 error=f"{kept}\n{problem}" if kept else problem)
 
     def reopen(self, pks) -> int:
-        """Make sent or failed rows pending again, due now (a re-send); returns how many.
-        Their attempts start again from zero, so a re-send gets the full retry budget."""
-        return self.model.objects.filter(pk__in=pks, status__in=[Status.SENT, Status.FAILED]) \
+        """Make sent, failed or cancelled rows pending again, due now (a re-send); returns
+        how many. Their attempts start again from zero, so a re-send gets the full retry
+        budget."""
+        return self.model.objects.filter(
+            pk__in=pks, status__in=[Status.SENT, Status.FAILED, Status.CANCELLED]) \
             .update(status=Status.PENDING, next_attempt_at=timezone.now(), claimed_until=None,
                     error="", attempts=0)
 
