@@ -17,10 +17,14 @@ User = get_user_model()
 
 
 def notification_line(notification: PersonalNotification):
+    """The kind and the method's label, never the address: everyone who may see the
+    incident sees this, and addresses are their owner's (an ntfy topic URL may carry a
+    credential). The message log shows the address to its owner and to Managers."""
     when = notification.sent_at or notification.next_attempt_at
+    label = notification.contact_method.label if notification.contact_method else ""
     return format_html(
-        "<li>{} {} {}{}{}</li>",
-        notification.get_kind_display(), notification.address,
+        "<li>{}{} {}{}{}</li>",
+        notification.get_kind_display(), format_html(" ({})", label) if label else "",
         badge(notification.status, notification.get_status_display()),
         format_html(" at {}", localtime(when).strftime("%Y-%m-%d %H:%M:%S")) if when else "",
         format_html(": {}", notification.error[:160]) if notification.error else "",
@@ -48,7 +52,8 @@ def page_someone_form(incident):
 def pages_html(incident) -> str:
     pages = incident.pages.select_related("user").prefetch_related(
         Prefetch("notifications",
-                 queryset=PersonalNotification.objects.order_by("next_attempt_at", "id"))
+                 queryset=PersonalNotification.objects.select_related("contact_method")
+                 .order_by("next_attempt_at", "id"))
     ).order_by("created_at", "id")
     form = page_someone_form(incident) if incident.is_open else ""
     if not pages:

@@ -10,6 +10,7 @@ delays a message but never drops it. Each row's text is written when it is sent
 ("Notification rules and pages").
 """
 
+import re
 import uuid
 from datetime import datetime, timedelta
 
@@ -54,11 +55,28 @@ class PersonalNotificationOutbox(Outbox):
         return super().process(pk)
 
     def send(self, row: PersonalNotification) -> Result:
+        # Checked again once claimed: an acknowledgement between process()'s check and the
+        # claim must still stop the message.
+        reason = row.incident and row.purpose == Purpose.PAGE and settled_reason(
+            PersonalNotification.objects.select_related("incident", "page", "contact_method")
+            .get(pk=row.pk))
+        if reason:
+            raise NoLongerWanted(reason)
         message = render(row)
-        # Kept on the row: what the person received, for whoever reads the record.
+        # Kept on the row: what the person received, for whoever reads the record, without
+        # the acknowledge link: it acts as the person, and Managers read everyone's log.
         PersonalNotification.objects.filter(pk=row.pk).update(
-            subject=message.subject[:255], text=message.text)
+            subject=message.subject[:255], text=redact_links(message.text))
         return channels.send(row, message)
+
+    def record_failure(self, row: PersonalNotification, error: TransportError, *,
+                       note: str = "") -> str:
+        if isinstance(error, NoLongerWanted):
+            self.model.objects.filter(pk=row.pk).update(
+                status=Status.CANCELLED, claimed_until=None, next_attempt_at=None,
+                error=str(error))
+            return "cancelled: no longer needed (see its error)"
+        return super().record_failure(row, error, note=note)
 
     def note(self, row: PersonalNotification) -> str:
         if row.purpose == Purpose.PAGE and row.contact_method_id is None:
@@ -103,6 +121,20 @@ class PersonalNotificationOutbox(Outbox):
 
 personal_outbox = PersonalNotificationOutbox()
 
+# The token part of an acknowledge link (/ack/<token>/ and the call's /ack/<token>/call/).
+ACK_TOKEN = re.compile(r"/ack/[^/\s\"'<>]+/")
+
+
+class NoLongerWanted(TransportError):
+    """A page's message that must not go out any more (the incident was acknowledged)."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason, permanent=True)
+
+
+def redact_links(text: str) -> str:
+    return ACK_TOKEN.sub("/ack/(link removed)/", text)
+
 
 def send_personal_notification(notification_id: int) -> str:
     """The queue task. Returns what happened, for the task log."""
@@ -133,7 +165,12 @@ def render(row: PersonalNotification) -> messages.Message:
 
 
 def describe(row: PersonalNotification) -> str:
-    return f"{KIND_WORDS.get(row.kind, row.kind)} to {display_name(row.user)} ({row.address})"
+    """"SMS to Rita Rossi (Work phone)": the method's label, never its address. Everyone who
+    sees the incident reads its timeline, and addresses are their owner's (a phone number,
+    an ntfy topic URL whose ``auth`` is a credential)."""
+    label = row.contact_method.label if row.contact_method else ""
+    return f"{KIND_WORDS.get(row.kind, row.kind)} to {display_name(row.user)}" + \
+        (f" ({label})" if label else "")
 
 
 def add_timeline_entry(row: PersonalNotification, message: str, status: str) -> None:
@@ -231,40 +268,6 @@ def queue_page(page_id: int) -> None:
             personal_outbox.enqueue(pk)
         else:
             personal_outbox.schedule_due(pk, due)
-
-
-# Notices ---------------------------------------------------------------------------------
-
-def notify_user(user, *, subject: str, text: str, key: str,
-                purpose: str = Purpose.HANDOFF) -> list[PersonalNotification]:
-    """Record a notice to ``user`` (a handoff: "you are on call from 09:00") and queue it
-    after commit: one message per enabled contact method of the user's immediate (0
-    minute) rules, voice calls left out (a reminder is not worth a ringing phone), or else
-    the account's email address. ``key`` names the happening: recording it again adds
-    nothing. ``text`` is sent as it is (SMS: made GSM-7)."""
-    rules = NotificationRule.objects.filter(
-        user=user, delay_minutes=0, contact_method__user=user, contact_method__enabled=True,
-    ).exclude(contact_method__kind=Kind.VOICE).select_related("contact_method")
-    methods = {rule.contact_method_id: rule.contact_method for rule in rules}
-    now = timezone.now()
-    rows = [
-        PersonalNotification(user=user, contact_method=method, kind=method.kind,
-                             address=method.address, purpose=purpose, subject=subject[:255],
-                             text=text, next_attempt_at=now,
-                             dedup_key=f"{key}:method:{method.pk}"[:255])
-        for method in methods.values()
-    ] or [PersonalNotification(user=user, kind=Kind.EMAIL, address=user.email,
-                               purpose=purpose, subject=subject[:255], text=text,
-                               next_attempt_at=now, dedup_key=f"{key}:account-email"[:255])]
-    if not user.email and rows[0].contact_method is None:
-        rows[0].status, rows[0].next_attempt_at = Status.FAILED, None
-        rows[0].error = (f"{display_name(user)} has no contact method for notices and no "
-                         "email address: nobody was notified.")
-    with transaction.atomic():
-        PersonalNotification.objects.bulk_create(rows, ignore_conflicts=True)
-        keys = [row.dedup_key for row in rows]
-        transaction.on_commit(lambda: personal_outbox.enqueue_pending(dedup_key__in=keys))
-    return list(PersonalNotification.objects.filter(dedup_key__in=keys))
 
 
 # Tests, re-sends, the sweeper ----------------------------------------------------------
