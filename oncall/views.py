@@ -26,6 +26,7 @@ from oncall.acklinks import LinkError, read_token
 from tocsin.links import portal_url
 
 Status = Incident.Status
+ACKNOWLEDGE_PERMISSION = "incidents.acknowledge_incident"
 
 
 class Refusal(Exception):
@@ -68,6 +69,13 @@ def link_target(token: str):
         # could use: both may no longer act in the portal.
         raise Refusal(403, "This account can no longer acknowledge",
                       "The account this link was sent to has been deactivated or removed.")
+    if not user.has_perm(ACKNOWLEDGE_PERMISSION):
+        # The link acts as its user without a login, so it may grant no more than the
+        # user holds now: a link sent before they lost their roles must not outlive them.
+        raise Refusal(403, "You may no longer acknowledge incidents",
+                      "The account this link was sent to no longer has a role that may "
+                      "acknowledge incidents. Ask an administrator if you should still be "
+                      "able to.")
     incident = Incident.objects.select_related("service").filter(pk=target.incident_id).first()
     if incident is None:
         raise Refusal(404, "This incident no longer exists",
@@ -109,8 +117,11 @@ def acknowledge_link(request, token):
             "refusal": refusal, "portal_url": portal_url(reverse("admin:index")),
         }, status=refusal.status)
     if request.method != "POST":
+        done = settled(incident)
+        # A link that can no longer act answers 4xx on every method, like the second POST
+        # does: the page still says who got there first, without the button.
         return render(request, "oncall/ack.html", page_context(
-            incident, ack_user=user, settled=settled(incident)))
+            incident, ack_user=user, settled=done), status=409 if done else 200)
     if lifecycle.acknowledge(incident, actor=user, note="with an acknowledge link"):
         return render(request, "oncall/ack.html", page_context(
             incident, ack_user=user, acknowledged_now=True))

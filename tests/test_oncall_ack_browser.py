@@ -54,8 +54,10 @@ def test_signed_out_phone_acknowledges_with_one_tap(phone, incident):
     assert Incident.objects.get(pk=incident.pk).status == Incident.Status.ACKNOWLEDGED
     assert TimelineEntry.objects.get(incident=incident, kind="acknowledged").actor == user
 
-    phone.goto(link)
+    response = phone.goto(link)
+    assert response.status == 409  # a used link: the page says so, with no button
     expect(phone.locator("#ack-result")).to_contain_text("Already acknowledged")
+    expect(phone.get_by_role("button", name="Acknowledge")).to_have_count(0)
     shoot(phone, "ack_link_phone_already")
 
 
@@ -64,3 +66,16 @@ def test_forged_link_shows_a_clear_page_on_a_phone(phone):
     assert response.status == 400
     expect(phone.locator("#ack-result")).to_contain_text("This link is not valid")
     shoot(phone, "ack_link_phone_forged")
+
+
+def test_link_of_a_user_who_lost_their_role_shows_a_clear_page_on_a_phone(phone, incident):
+    user = make_user("olga", "Responder")
+    user.groups.clear()
+    response = phone.goto(f"/ack/{make_token(user.pk, incident.pk)}/")
+    assert response.status == 403
+    expect(phone.locator("#ack-result")).to_contain_text(
+        "You may no longer acknowledge incidents")
+    expect(phone.locator("#ack-result")).to_contain_text("Ask an administrator")
+    expect(phone.get_by_role("button", name="Acknowledge")).to_have_count(0)
+    shoot(phone, "ack_link_phone_no_right")
+    assert Incident.objects.get(pk=incident.pk).status == Incident.Status.TRIGGERED

@@ -9,6 +9,7 @@ import time
 from unittest import mock
 
 import pytest
+from django.contrib.auth.models import Group, Permission
 from django.core import signing
 from django.http import QueryDict
 from django.test import Client
@@ -116,23 +117,36 @@ def test_second_post_answers_409_naming_who_acknowledged(client, link, incident)
     assert Incident.objects.get(pk=incident.pk).acknowledged_at == acknowledged_at
 
 
-def test_link_of_an_incident_someone_else_acknowledged_shows_them_and_no_button(
+def test_a_used_link_answers_409_on_get_too_with_no_button(client, link, incident):
+    client.post(link)
+    for response in (client.get(link), client.head(link)):
+        assert response.status_code == 409
+    page = client.get(link).content.decode()
+    assert "Already acknowledged" in page and "By olga" in page
+    assert 'id="ack-form"' not in page
+
+
+def test_link_of_an_incident_someone_else_acknowledged_answers_409_naming_them(
         client, link, incident, manager):
     lifecycle.acknowledge(incident, actor=manager)
+    before = timeline(incident)
     response = client.get(link)
-    assert response.status_code == 200
+    assert response.status_code == 409
     page = response.content.decode()
     assert "Already acknowledged" in page and "By max" in page
+    assert "Disk full on db-1" in page  # the incident is still shown, only the button goes
     assert 'id="ack-form"' not in page
     assert client.post(link).status_code == 409
+    assert timeline(incident) == before
 
 
 def test_link_of_a_resolved_incident_answers_409_and_stays_resolved(client, link, incident):
     lifecycle.resolve(incident)  # by an alert: no actor
-    response = client.post(link)
-    assert response.status_code == 409
-    assert "Already resolved" in response.content.decode()
-    assert "Automatically" in response.content.decode()
+    for response in (client.get(link), client.post(link)):
+        assert response.status_code == 409
+        page = response.content.decode()
+        assert "Already resolved" in page and "Automatically" in page
+        assert 'id="ack-form"' not in page
     incident.refresh_from_db()
     assert incident.status == Incident.Status.RESOLVED
     assert incident.acknowledged_at is None
@@ -227,6 +241,35 @@ def test_link_of_a_deactivated_user_answers_403_and_changes_nothing(client, link
     assert incident.status == Incident.Status.TRIGGERED
 
 
+def test_a_responders_link_stops_working_once_they_leave_the_responder_group(
+        client, link, incident, oncall_user):
+    assert client.get(link).status_code == 200  # a Responder: the page and its button
+    before = timeline(incident)
+    oncall_user.groups.remove(Group.objects.get(name="Responder"))
+    for response in (client.get(link), client.post(link)):
+        assert response.status_code == 403
+        page = response.content.decode()
+        assert "You may no longer acknowledge incidents" in page
+        assert "Ask an administrator" in page
+        assert "Disk full on db-1" not in page
+        assert 'id="ack-form"' not in page
+    incident.refresh_from_db()
+    assert incident.status == Incident.Status.TRIGGERED
+    assert incident.acknowledged_at is None
+    assert timeline(incident) == before
+
+
+def test_a_link_acknowledges_for_a_user_who_holds_the_right_without_a_role(
+        client, incident):
+    """The right decides, not the group's name: a user granted it directly may use it."""
+    user = make_user("petra")
+    user.user_permissions.add(Permission.objects.get(codename="acknowledge_incident"))
+    link = reverse("acknowledge-link", args=[make_token(user.pk, incident.pk)])
+    assert client.post(link).status_code == 200
+    incident.refresh_from_db()
+    assert incident.status == Incident.Status.ACKNOWLEDGED
+
+
 def test_link_of_a_deleted_user_answers_403(client, link, incident, oncall_user):
     oncall_user.delete()
     assert client.post(link).status_code == 403
@@ -307,6 +350,19 @@ def test_pressing_1_after_someone_else_acknowledged_says_who(client, call_link, 
     assert response.status_code == 200
     assert f"Incident {incident.number} was already acknowledged by max" in \
         response.content.decode()
+
+
+def test_pressing_1_without_the_right_to_acknowledge_says_so_and_changes_nothing(
+        client, call_link, incident, oncall_user):
+    oncall_user.groups.clear()
+    response = client.post(call_link, {"Digits": "1"})
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/xml")
+    spoken = response.content.decode()
+    assert "no longer has a role that may acknowledge incidents" in spoken
+    assert "Ask an administrator" in spoken
+    incident.refresh_from_db()
+    assert incident.status == Incident.Status.TRIGGERED
 
 
 def test_expired_call_link_is_spoken_with_200(client, incident, oncall_user):
