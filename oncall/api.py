@@ -2,7 +2,7 @@
 with their rotations and overrides, and who is on call (docs/api.md#on-call). What each
 resource accepts is in oncall/serializers.py."""
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
@@ -44,6 +44,7 @@ from oncall.serializers import (
     may_manage_everyones,
     parse_instant,
 )
+from oncall.shift_engine import EARLIEST, LATEST
 from tocsin.apikit import NoBody
 
 User = get_user_model()
@@ -59,9 +60,16 @@ def instant_param(request, name: str, default: datetime | None = None) -> dateti
     if value is None or value == "":
         return default
     try:
-        return parse_instant(value)
-    except ValueError as exc:
-        raise serializers.ValidationError({name: [str(exc)]}) from None
+        instant = parse_instant(value)
+        # The engine computes between 1900 and 9000; at the calendar's edges, even adding a
+        # fortnight or converting to UTC would overflow.
+        if not EARLIEST <= instant.astimezone(UTC) < LATEST:
+            raise ValueError("Give an instant between the years 1900 and 9000.")
+    except (ValueError, OverflowError) as exc:
+        message = str(exc) if isinstance(exc, ValueError) else \
+            "Give an instant between the years 1900 and 9000."
+        raise serializers.ValidationError({name: [message]}) from None
+    return instant
 
 
 def as_people(user_ids, users: dict) -> list[dict]:
@@ -269,8 +277,13 @@ class OverrideViewSet(viewsets.ModelViewSet):
         serializer.save(schedule=self.schedule(), created_by=requester)
 
     def perform_destroy(self, override):
-        if override.user_id != self.request.user.pk and not self.manages_overrides():
-            raise PermissionDenied("You may only delete overrides that put yourself on call.")
+        requester = self.request.user.pk
+        # A swap is undone by whoever made it; an override a Manager made (even one that
+        # puts this Responder on call) is the Manager's plan, not theirs to drop.
+        if not self.manages_overrides() and (override.user_id, override.created_by_id) != (
+                requester, requester):
+            raise PermissionDenied("You may only delete overrides you made that put "
+                                   "yourself on call.")
         override.delete()
 
 

@@ -246,14 +246,35 @@ def test_a_responder_may_not_put_someone_else_on_call(as_responder, responder, s
     assert not Override.objects.exists()
 
 
-def test_a_responder_deletes_only_their_own_overrides(as_responder, responder, schedule,
-                                                      other):
+def test_a_responder_deletes_only_the_swaps_they_made(as_responder, responder, manager,
+                                                      schedule, other):
     start, end = datetime(2027, 3, 2, 8, tzinfo=UTC), datetime(2027, 3, 2, 20, tzinfo=UTC)
-    mine = Override.objects.create(schedule=schedule, user=responder, start=start, end=end)
-    theirs = Override.objects.create(schedule=schedule, user=other, start=start, end=end)
+    mine = Override.objects.create(schedule=schedule, user=responder, start=start, end=end,
+                                   created_by=responder)
+    theirs = Override.objects.create(schedule=schedule, user=other, start=start, end=end,
+                                     created_by=other)
+    # The Manager's plan puts the responder on call: not theirs to drop.
+    planned = Override.objects.create(schedule=schedule, user=responder, replaces=other,
+                                      start=start, end=end, created_by=manager)
     assert as_responder.delete(f"{overrides_url(schedule)}{theirs.pk}/").status_code == 403
+    refused = as_responder.delete(f"{overrides_url(schedule)}{planned.pk}/")
+    assert refused.status_code == 403
+    assert refused.json() == {
+        "detail": "You may only delete overrides you made that put yourself on call."}
     assert as_responder.delete(f"{overrides_url(schedule)}{mine.pk}/").status_code == 204
-    assert list(Override.objects.all()) == [theirs]
+    assert set(Override.objects.all()) == {theirs, planned}
+
+
+@pytest.mark.parametrize("query", [
+    "oncall/?at=9999-12-31T23:59:59.999999%2B00:00",
+    "oncall/?at=9999-12-31T23:00:00-05:00",
+    "shifts/?start=9999-12-30T00:00:00Z",
+    "shifts/?start=1066-10-14T09:00:00Z",
+])
+def test_instants_at_the_calendars_edges_are_a_400_not_a_500(as_manager, schedule, query):
+    response = as_manager.get(f"/api/v1/schedules/{schedule.pk}/{query}")
+    assert response.status_code == 400
+    assert "between the years 1900 and 9000" in str(response.json())
 
 
 def test_a_responder_may_not_edit_an_override(as_responder, responder, schedule):
