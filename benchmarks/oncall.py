@@ -9,6 +9,7 @@ benchmarks/README.md.
 """
 
 import argparse
+import logging
 import os
 import platform
 import secrets
@@ -67,6 +68,9 @@ def run(args) -> int:
     import django
 
     django.setup()
+    # Creating the overrides tells their users (handoff notices); the benchmark's users
+    # have no address, and the notices are not what is measured.
+    logging.getLogger("oncall.handoffs").setLevel(logging.WARNING)
     from django.contrib.auth.models import User
     from django.core.management import call_command
 
