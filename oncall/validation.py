@@ -13,6 +13,9 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 
 HANDOFF_YEARS = (1970, 2199)
+# A notification rule's delay: the page's acknowledge link lasts 24 hours, so a message sent
+# later could not be acknowledged from (docs/on-call.md#notification-rules-and-pages).
+MAX_RULE_DELAY_MINUTES = 24 * 60
 # A year of hours, days or weeks: longer shifts are a typo.
 LONGEST_SHIFT = {"hourly": 24 * 366, "daily": 366, "weekly": 53}
 CLOCK = re.compile(r"(?P<hours>[0-9]{1,2}):(?P<minutes>[0-9]{2})")
@@ -88,6 +91,16 @@ def normalize_ntfy_topic_url(url: str) -> str:
     if parts.fragment:
         raise ValidationError("The topic URL must not have a #fragment.")
     return url
+
+
+def validate_rule_delay(minutes) -> int:
+    """A notification rule's delay_minutes: a whole number from 0 to 1440, or
+    ValidationError."""
+    if type(minutes) is not int or not 0 <= minutes <= MAX_RULE_DELAY_MINUTES:
+        raise ValidationError(f"Give a whole number of minutes from 0 to "
+                              f"{MAX_RULE_DELAY_MINUTES}: acknowledge links last 24 hours.",
+                              code="delay_minutes")
+    return minutes
 
 
 def validate_time_zone(name: str) -> str:

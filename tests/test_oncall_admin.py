@@ -1,6 +1,7 @@
 """The on-call admin: who may see and edit what, the humane inputs (participants,
 restrictions, local times), the timeline's layout, the profile page and the index panel."""
 
+import re
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -164,6 +165,18 @@ def test_rule_with_another_users_contact_method_is_a_form_error(client, manager,
     assert response.status_code == 200
     assert "contact_method" in response.context["adminform"].form.errors
     assert not NotificationRule.objects.exists()
+
+
+def test_a_rule_delay_past_the_acknowledge_links_24_hours_is_a_form_error(client, responder):
+    mine = ContactMethod.objects.create(user=responder, kind="email", address="r@example.com")
+    signed_in(client, responder)
+    add = reverse("admin:oncall_notificationrule_add")
+    response = client.post(add, {"contact_method": mine.pk, "delay_minutes": 1441})
+    assert response.status_code == 200
+    assert "1440" in str(response.context["adminform"].form.errors["delay_minutes"])
+    assert not NotificationRule.objects.exists()
+    assert client.post(add, {"contact_method": mine.pk, "delay_minutes": 1440}).status_code == 302
+    assert NotificationRule.objects.get().delay_minutes == 1440
 
 
 def test_responder_picks_rules_only_among_their_own_contact_methods(client, responder, manager):
@@ -357,7 +370,7 @@ def test_an_override_ending_before_it_starts_is_a_form_error(client, manager, sc
 def test_responder_deletes_their_own_override_only(client, responder, manager, schedule):
     start = timezone.now()
     own = Override.objects.create(schedule=schedule, user=responder, start=start,
-                                  end=start + timedelta(hours=1))
+                                  end=start + timedelta(hours=1), created_by=responder)
     other = Override.objects.create(schedule=schedule, user=manager, start=start,
                                     end=start + timedelta(hours=1))
     signed_in(client, responder)
@@ -366,6 +379,27 @@ def test_responder_deletes_their_own_override_only(client, responder, manager, s
     assert client.post(reverse("admin:oncall_override_delete", args=[own.pk]),
                        {"post": "yes"}).status_code == 302
     assert list(Override.objects.all()) == [other]
+
+
+def test_responder_cannot_undo_an_override_a_manager_made_for_them(client, responder, manager,
+                                                                  schedule):
+    start = timezone.now()
+    planned = Override.objects.create(schedule=schedule, user=responder, replaces=manager,
+                                      start=start, end=start + timedelta(hours=1),
+                                      created_by=manager)
+    signed_in(client, responder)
+    page = client.get(reverse("admin:oncall_override_change", args=[planned.pk]))
+    assert page.status_code == 200 and not page.context["has_delete_permission"]
+    assert client.post(reverse("admin:oncall_override_delete", args=[planned.pk]),
+                       {"post": "yes"}).status_code == 403
+    # Nor through the list's bulk action.
+    client.post(reverse("admin:oncall_override_changelist"),
+                {"action": "delete_selected", "_selected_action": [planned.pk], "post": "yes"})
+    assert list(Override.objects.all()) == [planned]
+    signed_in(client, manager)
+    assert client.post(reverse("admin:oncall_override_delete", args=[planned.pk]),
+                       {"post": "yes"}).status_code == 302
+    assert not Override.objects.exists()
 
 
 def test_add_override_form_is_prefilled_from_the_timeline_in_local_time(client, responder,
@@ -485,6 +519,47 @@ def test_schedule_page_draws_the_engines_shifts_with_overrides_marked_and_linked
     assert not any(day.is_today for day in later.context["timeline_days"])
 
 
+@pytest.mark.parametrize("first_day", ["9999-12-25", "9999-12-31", "0001-01-01",
+                                       "1899-12-31", "9000-01-01", "someday"])
+def test_timeline_from_a_day_near_the_calendars_ends_shows_today(client, responder, schedule,
+                                                                  first_day):
+    rotation(schedule, [responder])
+    signed_in(client, responder)
+    page = client.get(reverse("admin:oncall_schedule_change", args=[schedule.pk])
+                      + f"?from={first_day}")
+    assert page.status_code == 200
+    assert page.context["timeline_days"][0].is_today
+
+
+@pytest.mark.parametrize("first_day", ["1900-01-01", "8999-12-31"])
+def test_timeline_shows_any_fortnight_within_its_range(client, responder, schedule, first_day):
+    rotation(schedule, [responder])
+    signed_in(client, responder)
+    page = client.get(reverse("admin:oncall_schedule_change", args=[schedule.pk])
+                      + f"?from={first_day}")
+    assert page.status_code == 200
+    assert page.context["timeline_days"][0].date == date.fromisoformat(first_day)
+
+
+def test_schedule_list_names_who_is_on_call_now_in_each_schedule(client, responder, manager,
+                                                                 team, schedule):
+    rotation(schedule, [responder])
+    swapped = Schedule.objects.create(name="Database", team=team, time_zone="America/New_York")
+    rotation(swapped, [responder])
+    now = timezone.now()
+    Override.objects.create(schedule=swapped, user=manager, replaces=responder,
+                            start=now - timedelta(hours=1), end=now + timedelta(hours=1))
+    Schedule.objects.create(name="Fallback only", team=team, time_zone="UTC",
+                            fallback_user=manager)
+    Schedule.objects.create(name="Empty", team=team, time_zone="UTC")
+    signed_in(client, responder)
+    html = client.get(reverse("admin:oncall_schedule_changelist")).content.decode()
+    rows = re.findall(r'<a href="[^"]*">([^<]*)</a></th>.*?'
+                      r'<td class="field-on_call_now">([^<]*)</td>', html)
+    assert dict(rows) == {"Platform primary": "rita", "Database": "max",
+                          "Fallback only": "max", "Empty": "Nobody"}
+
+
 def test_profile_lists_upcoming_shifts_in_the_schedules_time_zone(client, responder, schedule):
     rotation(schedule, [responder])
     signed_in(client, responder)
@@ -519,6 +594,19 @@ def test_responders_see_only_their_own_messages_and_may_not_resend(client, respo
     assert listing.context["action_form"] is None  # no re-send action offered
     assert client.post(reverse("admin:oncall_personalnotification_resend",
                                args=[own.pk])).status_code == 403
+
+
+def test_message_logs_person_filter_lists_each_person_once(client, responder, manager):
+    for number in range(3):
+        PersonalNotification.objects.create(
+            user=responder, kind="email", address="rita@example.com", purpose="test",
+            dedup_key=f"test:rita:{number}")
+    notification(manager)
+    signed_in(client, manager)
+    listing = client.get(reverse("admin:oncall_personalnotification_changelist"))
+    person = next(spec for spec in listing.context["cl"].filter_specs
+                  if spec.parameter_name == "user__id__exact")
+    assert person.lookup_choices == [(manager.pk, "max"), (responder.pk, "rita")]
 
 
 def test_manager_resends_a_failed_message(client, manager, responder,

@@ -14,10 +14,12 @@ SQLite) change the SQL, not the number of statements.
 """
 
 import json
+from datetime import date, time, timedelta
 
 import pytest
 from django.contrib.auth.models import User
 from django.urls import reverse
+from django.utils import timezone
 
 from destinations.models import Destination
 from destinations.sending import delivery_outbox
@@ -28,7 +30,7 @@ from integrations.models import Alert, InboundEvent
 from integrations.processing import process_event
 from notifications.models import NotificationSettings
 from notifications.sending import notification_outbox
-from oncall.models import Page, PersonalNotification
+from oncall.models import Override, Page, PersonalNotification, Rotation, Schedule
 from tests.conftest import api_client_for, make_user
 from tests.ingest_helpers import post_event
 
@@ -104,6 +106,16 @@ RESPONDER_INCIDENT_PAGE_QUERIES = 11
 # As a Manager, who may edit them: the form adds one query per choice list:
 #  7-10. priorities, SLAs, escalation policies, tags (the incident's tags are 6.)
 MANAGER_INCIDENT_PAGE_QUERIES = 15
+
+# The schedule list, signed in as a Manager (1-4 as for every admin page), then:
+#  5. the teams, for the "team" filter
+#  6. how many schedules match the filters (the paginator)
+#  7. how many schedules there are in all
+#  8. the page of schedules, with team and fallback user (select_related)
+#  9-11. who is on call now in all of them at once (oncall.shifts.load_specs): their
+#  rotations, the overrides in force, which of the participants still exist
+#  12. the usernames of everyone on call
+SCHEDULE_LIST_QUERIES = 12
 
 # GET /api/v1/incidents/ with a token:
 #  1. the token, with its user   2-3. the user's permissions
@@ -293,6 +305,39 @@ def test_incidents_api_list_costs_the_same_for_three_incidents_as_for_thirty(
     assert listed["count"] == MANY
     assert all(len(incident["tags"]) == 1 and incident["alert_count"] == 1
                for incident in listed["results"])
+
+def add_schedules(team, count: int) -> None:
+    """`count` more schedules, each with its own fallback user, a daily rotation of its own
+    two people and an override in force now putting a third on call: everything the "On
+    call now" column reads differs from row to row."""
+    now = timezone.now()
+    for _ in range(count):
+        number = Schedule.objects.count() + 1
+        first, second, stand_in, fallback = (
+            User.objects.create(username=f"{role}-{number}")
+            for role in ("first", "second", "stand-in", "fallback"))
+        schedule = Schedule.objects.create(name=f"Schedule {number}", team=team,
+                                           time_zone="Europe/Berlin", fallback_user=fallback)
+        Rotation.objects.create(schedule=schedule, name="Primary", shift_kind="daily",
+                                handoff_date=date(2026, 1, 5), handoff_time=time(9),
+                                participants=[first.pk, second.pk])
+        Override.objects.create(schedule=schedule, user=stand_in, start=now - timedelta(hours=1),
+                                end=now + timedelta(hours=1))
+
+
+def test_schedule_list_costs_the_same_for_three_schedules_as_for_thirty(
+        client, team, manager, django_assert_num_queries):
+    client.force_login(manager)
+    url = reverse("admin:oncall_schedule_changelist")
+    add_schedules(team, FEW)
+    with django_assert_num_queries(SCHEDULE_LIST_QUERIES):
+        assert client.get(url).status_code == 200
+    add_schedules(team, MANY - FEW)
+    with django_assert_num_queries(SCHEDULE_LIST_QUERIES):
+        page = client.get(url)
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert html.count('<td class="field-on_call_now">stand-in-') == MANY
 
 
 

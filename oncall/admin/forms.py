@@ -216,7 +216,17 @@ class NotificationRuleForm(forms.ModelForm):
         model = NotificationRule
         fields = ["user", "contact_method", "delay_minutes"]
         labels = {"delay_minutes": "Minutes after being paged"}
-        help_texts = {"delay_minutes": "0: at once."}
+        help_texts = {"delay_minutes": f"0: at once; at most {validation.MAX_RULE_DELAY_MINUTES}"
+                                       " (acknowledge links last 24 hours)."}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if "delay_minutes" in self.fields:
+            self.fields["delay_minutes"].widget.attrs["max"] = validation.MAX_RULE_DELAY_MINUTES
+
+    def clean_delay_minutes(self):
+        # The same limit as the REST API's (oncall.validation).
+        return validation.validate_rule_delay(self.cleaned_data["delay_minutes"])
 
     def clean(self):
         cleaned = super().clean()

@@ -1,8 +1,8 @@
 """The admin for schedules: rotations inline, a two-week timeline on the schedule's page
 (overrides are added from it), and overrides (docs/on-call.md#in-the-admin).
 
-Managers edit schedules, rotations and anyone's overrides; a Responder views schedules and
-adds or deletes overrides that put themselves on call (a swap)."""
+Managers edit schedules, rotations and anyone's overrides; a Responder views schedules,
+adds overrides that put themselves on call (a swap) and deletes those they made."""
 
 from datetime import date, datetime, timedelta
 from urllib.parse import urlencode
@@ -25,10 +25,14 @@ from oncall.admin.people import safe_next
 from oncall.admin.restriction_text import format_restrictions
 from oncall.admin.timeline import build_days
 from oncall.models import Override, Rotation, Schedule
+from oncall.shift_engine import ONE_MICROSECOND, compute_shifts
 from tocsin.adminkit import CSS, JS, AdminPages, admin_url
 
 User = get_user_model()
 TIMELINE_DAYS = 14
+# The timeline's ?from= days: far enough from the calendar's ends that its two weeks, the
+# links before and after them and their instants in any zone stay valid dates.
+TIMELINE_FIRST_DAYS = (date(1900, 1, 1), date(8999, 12, 31))
 BAR_TIME = "%a %d %b %H:%M %Z"
 
 
@@ -82,10 +86,31 @@ class ScheduleAdmin(AdminPages, admin.ModelAdmin):
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("team", "fallback_user")
 
+    def get_changelist_instance(self, request):
+        changelist = super().get_changelist_instance(request)
+        # The page's schedules are read here once (the list then shows this same result)
+        # and who is on call in all of them is worked out together: four queries for the
+        # page instead of four per schedule.
+        page = list(changelist.result_list)
+        now = timezone.now()
+        specs = shifts.load_specs(page, now, now + ONE_MICROSECOND)
+        on_call = {
+            schedule_id: {found.user_id for found in
+                          compute_shifts(spec, now, now + ONE_MICROSECOND)}
+            for schedule_id, spec in specs.items()
+        }
+        names = usernames(user_id for ids in on_call.values() for user_id in ids)
+        for schedule in page:
+            schedule.on_call_now_names = sorted(
+                names[user_id] for user_id in on_call[schedule.pk] if user_id in names)
+        return changelist
+
     @admin.display(description="On call now")
     def on_call_now(self, schedule):
-        names = usernames(shifts.on_call_at(schedule, timezone.now()))
-        return ", ".join(sorted(names.values())) or "Nobody"
+        found = getattr(schedule, "on_call_now_names", None)
+        if found is None:  # a schedule not shown by the list
+            found = sorted(usernames(shifts.on_call_at(schedule, timezone.now())).values())
+        return ", ".join(found) or "Nobody"
 
     def timeline_context(self, request, schedule) -> dict:
         zone = ZoneInfo(schedule.time_zone)
@@ -94,6 +119,8 @@ class ScheduleAdmin(AdminPages, admin.ModelAdmin):
         try:
             first_day = date.fromisoformat(request.GET.get("from", ""))
         except ValueError:
+            first_day = today
+        if not TIMELINE_FIRST_DAYS[0] <= first_day <= TIMELINE_FIRST_DAYS[1]:
             first_day = today
         start = datetime.combine(first_day, datetime.min.time(), tzinfo=zone)
         end = datetime.combine(first_day + timedelta(days=TIMELINE_DAYS), datetime.min.time(),
@@ -176,7 +203,9 @@ class OverrideAdmin(AdminPages, admin.ModelAdmin):
         allowed = super().has_delete_permission(request, obj)
         if obj is None or self.may_place_anyone(request):
             return allowed
-        return allowed and obj.user_id == request.user.pk
+        # Whoever may only add swaps takes back only their own: an override that puts
+        # them on call but that someone else made (a Manager's plan) is not theirs to undo.
+        return allowed and obj.created_by_id == obj.user_id == request.user.pk
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         base = super().get_form(request, obj, change, **kwargs)
