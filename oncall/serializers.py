@@ -26,9 +26,6 @@ from tocsin.apikit import ModelSerializer, StrictJSONField
 
 User = get_user_model()
 
-# A notification rule later than the acknowledge link's lifetime (24 hours) would send a
-# link that no longer works.
-MAX_DELAY_MINUTES = 24 * 60
 INSTANT_HELP = ("Give an ISO 8601 instant with its offset, for example 2027-03-28T01:30:00Z "
                 "or 2027-03-28T03:30:00+02:00 (in a URL, write + as %2B).")
 
@@ -163,7 +160,7 @@ class NotificationRuleSerializer(OwnedSerializer):
         queryset=User.objects.filter(is_active=True), required=False,
         help_text="Default: the contact method's user.")
     delay_minutes = serializers.IntegerField(
-        min_value=0, max_value=MAX_DELAY_MINUTES, required=False, default=0,
+        min_value=0, max_value=validation.MAX_RULE_DELAY_MINUTES, required=False, default=0,
         help_text="Minutes after the page; 0 to 1440 (acknowledge links last 24 hours).")
 
     class Meta:
