@@ -6,6 +6,7 @@ import re
 from datetime import date, time, timedelta
 
 import pytest
+from django.contrib.auth.models import Group, User
 from django.utils import timezone
 from playwright.sync_api import expect
 
@@ -192,3 +193,37 @@ def test_manager_builds_a_schedule_with_two_rotations_and_overrides_for_someone_
     panel = page.locator("#tocsin-oncall-now")
     expect(panel).to_contain_text("Payments")
     shot("index")
+
+
+@pytest.mark.parametrize("role", ["responder", "manager"])
+def test_someone_is_paged_from_the_incident_page_and_acknowledges_with_the_link(
+        page, shot, request, role, incident, twilio, deliver_inline):
+    paging = request.getfixturevalue(role)
+    pia = User.objects.create_user("pia", email="pia@example.com", is_staff=True)
+    pia.groups.add(Group.objects.get(name="Responder"))
+    sms = ContactMethod.objects.create(user=pia, kind="sms", address="+4915112345678",
+                                       label="Work phone")
+    NotificationRule.objects.create(user=pia, contact_method=sms, delay_minutes=0)
+    log_in(page, paging)
+    page.goto(f"/admin/incidents/incident/{incident.pk}/change/")
+    page.select_option("#tocsin-page-user", label="pia")
+    page.get_by_role("button", name="Page", exact=True).click()
+    expect(page.locator(".messagelist")).to_contain_text("Paged pia")
+    expect(page.locator(".tocsin-pages")).to_contain_text("pia paged")
+    expect(page.locator(".tocsin-pages")).to_contain_text("SMS (Work phone)")
+    shot()
+    # The fields of the incident's own form were not saved by the Page button.
+    incident.refresh_from_db()
+    assert incident.title == "Disk full on db-1"
+    [sent] = twilio.requests
+    body = sent.form["Body"]
+    link = re.search(r"https?://\S+/ack/\S+/", body).group(0)
+    path = link.split("://", 1)[1].split("/", 1)[1]
+    # Signed out, as on the phone the SMS arrived on.
+    page.context.clear_cookies()
+    page.goto("/" + path)
+    page.get_by_role("button", name="Acknowledge").click()
+    expect(page.locator("body")).to_contain_text("acknowledged")
+    incident.refresh_from_db()
+    assert incident.status == "acknowledged"
+    assert incident.timeline.filter(kind="acknowledged", actor=pia).exists()
