@@ -266,6 +266,13 @@ class OverrideViewSet(viewsets.ModelViewSet):
     def schedule(self) -> Schedule:
         return get_object_or_404(Schedule, pk=self.kwargs["schedule_pk"])
 
+    def get_serializer_context(self):
+        # A new override is checked against its schedule's shifts (OverrideSerializer).
+        context = super().get_serializer_context()
+        if "schedule_pk" in self.kwargs:
+            context["schedule"] = self.schedule()
+        return context
+
     def manages_overrides(self) -> bool:
         return self.request.user.has_perm("oncall.change_override")
 

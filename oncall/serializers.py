@@ -12,7 +12,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.exceptions import PermissionDenied
 
-from oncall import validation
+from oncall import shifts, validation
 from oncall.models import (
     ContactMethod,
     NotificationRule,
@@ -380,6 +380,14 @@ class OverrideSerializer(ModelSerializer):
         if replaces is not None and replaces == user:
             raise serializers.ValidationError(
                 {"replaces": ["A user cannot replace themselves."]})
+        schedule = instance.schedule if instance else self.context.get("schedule")
+        if replaces is not None and schedule is not None and start and end and \
+                not shifts.replaced_person_is_on_call(
+                    schedule, replaces.pk, start, end,
+                    leaving_out=instance.pk if instance else None):
+            raise serializers.ValidationError({"replaces": [
+                f"{replaces.get_username()} is not on call at any time between the start "
+                "and the end, so this override would change nothing."]})
         return attrs
 
 

@@ -7,6 +7,7 @@ the questions the API, the admin and escalation ask. ``on_call_at`` is the shift
 [at, at + 1 µs), so "who is on call now" and the timeline can never disagree.
 """
 
+from dataclasses import replace
 from datetime import date, datetime, time
 
 from django.contrib.auth import get_user_model
@@ -28,7 +29,7 @@ from oncall.shift_engine import (
 
 __all__ = [
     "Shift", "schedule_shifts", "on_call_at", "user_shifts", "on_call_now_everywhere",
-    "load_specs", "schedule_spec", "rotation_specs",
+    "load_specs", "schedule_spec", "rotation_specs", "replaced_person_is_on_call",
 ]
 
 
@@ -178,3 +179,14 @@ def on_call_now_everywhere(at: datetime | None = None) -> list[tuple]:
                            compute_shifts(specs[schedule.pk], at, at + ONE_MICROSECOND)}))
         for schedule in schedules
     ]
+
+
+def replaced_person_is_on_call(schedule: Schedule, replaces_id: int, start: datetime,
+                               end: datetime, *, leaving_out: int | None = None) -> bool:
+    """Whether ``replaces_id`` is on call at some moment between start and end, with the
+    schedule's other overrides applied (``leaving_out``: the override being edited). An
+    override replacing someone who is not on call then would change nothing."""
+    spec = schedule_spec(schedule, start, end)
+    others = tuple(o for o in spec.overrides if o.override_id != leaving_out)
+    found = compute_shifts(replace(spec, overrides=others), start, end)
+    return any(shift.user_id == replaces_id for shift in found)

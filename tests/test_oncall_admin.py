@@ -98,6 +98,20 @@ def test_timeline_marks_gaps_as_nobody_and_stacks_people_on_call_together():
     assert {bar.label: bar.lane for bar in day.bars if bar.user_id} == {"alice": 0, "bob": 1}
 
 
+def test_a_person_keeps_their_colour_from_one_fortnight_to_the_next():
+    # bob is on call first in one fortnight and alice in the next; their colours stay.
+    first = build_days([Shift(2, berlin(2027, 1, 4, 0), berlin(2027, 1, 4, 12)),
+                        Shift(1, berlin(2027, 1, 4, 12), berlin(2027, 1, 5, 0))],
+                       first_day=date(2027, 1, 4), days=1, zone=BERLIN,
+                       now=berlin(2027, 1, 1), names={1: "alice", 2: "bob"}, people=[1, 2])
+    later = build_days([Shift(1, berlin(2027, 1, 18, 0), berlin(2027, 1, 18, 12)),
+                        Shift(2, berlin(2027, 1, 18, 12), berlin(2027, 1, 19, 0))],
+                       first_day=date(2027, 1, 18), days=1, zone=BERLIN,
+                       now=berlin(2027, 1, 1), names={1: "alice", 2: "bob"}, people=[1, 2])
+    colours = [{bar.label: bar.colour for bar in days[0].bars} for days in (first, later)]
+    assert colours[0] == colours[1] == {"alice": 0, "bob": 1}
+
+
 # Contact methods and rules: each their own ---------------------------------------------
 
 
@@ -317,6 +331,29 @@ def test_responder_reads_a_schedule_page_with_its_timeline_but_cannot_change_it(
     assert response.status_code == 403
 
 
+def test_a_responders_own_shifts_offer_no_override_they_cannot_make(client, responder,
+                                                                   manager, schedule):
+    Rotation.objects.create(schedule=schedule, name="Days", shift_kind="daily",
+                            handoff_date=date(2026, 1, 5), handoff_time=time(9),
+                            participants=[responder.pk, manager.pk])
+    signed_in(client, responder)
+    html = client.get(reverse("admin:oncall_schedule_change", args=[schedule.pk])).text
+    # Standing in for max is offered; standing in for themselves is not.
+    assert f"replaces={manager.pk}" in html
+    assert f"replaces={responder.pk}" not in html
+    assert "your shift: a teammate swaps in" in html
+
+
+def test_a_read_only_override_shows_its_times_in_the_schedules_zone(client, responder,
+                                                                   manager, schedule):
+    override = Override.objects.create(
+        schedule=schedule, user=manager, created_by=manager,
+        start=datetime(2027, 1, 4, 8, tzinfo=UTC), end=datetime(2027, 1, 4, 16, tzinfo=UTC))
+    signed_in(client, responder)
+    html = client.get(reverse("admin:oncall_override_change", args=[override.pk])).text
+    assert "2027-01-04 09:00 CET" in html and "2027-01-04 17:00 CET" in html
+
+
 # Overrides -----------------------------------------------------------------------------
 
 
@@ -329,6 +366,8 @@ def override_post(schedule, user, replaces="", start=("2027-01-04", "09:00"),
 
 def test_responder_adds_a_swap_for_themselves_in_the_schedules_local_time(
         client, responder, manager, schedule):
+    schedule.fallback_user = manager  # on call whenever nobody else is: always, here
+    schedule.save()
     signed_in(client, responder)
     response = client.post(reverse("admin:oncall_override_add"),
                            override_post(schedule, responder, replaces=manager))
@@ -342,6 +381,17 @@ def test_responder_adds_a_swap_for_themselves_in_the_schedules_local_time(
     # The confirmation names the times as they were typed, in the schedule's zone.
     assert str(override) == "rita on call 2027-01-04 09:00 – 2027-01-04 17:00 CET"
     assert "rita on call 2027-01-04 09:00" in client.get(response.url).content.decode()
+
+
+def test_a_swap_for_someone_not_on_call_then_is_a_form_error(client, responder, manager,
+                                                             schedule):
+    # Nobody is on call in this schedule: standing in for max would change nothing.
+    signed_in(client, responder)
+    response = client.post(reverse("admin:oncall_override_add"),
+                           override_post(schedule, responder, replaces=manager))
+    assert response.status_code == 200
+    assert "max is not on call" in response.context["adminform"].form.errors["replaces"][0]
+    assert not Override.objects.exists()
 
 
 def test_responder_cannot_put_someone_else_on_call(client, responder, manager, schedule):
@@ -404,6 +454,8 @@ def test_responder_cannot_undo_an_override_a_manager_made_for_them(client, respo
 
 def test_add_override_form_is_prefilled_from_the_timeline_in_local_time(client, responder,
                                                                         manager, schedule):
+    schedule.fallback_user = manager
+    schedule.save()
     signed_in(client, responder)
     url = reverse("admin:oncall_override_add") + (
         f"?schedule={schedule.pk}&start=2027-07-05T07:00:00Z&end=2027-07-06T07:00:00Z"

@@ -220,14 +220,25 @@ SPAN = {"start": "2027-03-02T08:00:00Z", "end": "2027-03-02T20:00:00+00:00"}
 
 
 def test_a_manager_puts_anyone_on_call(as_manager, manager, schedule, responder, other):
+    # otto has the shift from 2 March 09:00 Berlin; rita takes it.
     response = as_manager.post(overrides_url(schedule), {
-        **SPAN, "user": other.pk, "replaces": responder.pk}, format="json")
+        **SPAN, "user": responder.pk, "replaces": other.pk}, format="json")
     assert response.status_code == 201, response.content
     override = Override.objects.get(pk=response.json()["id"])
-    assert (override.user, override.replaces, override.created_by) == (other, responder,
+    assert (override.user, override.replaces, override.created_by) == (responder, other,
                                                                        manager)
     assert override.start == datetime(2027, 3, 2, 8, tzinfo=UTC)
     assert response.json()["start"] == "2027-03-02T08:00:00Z"
+
+
+def test_replacing_someone_who_is_not_on_call_then_is_a_400(as_manager, schedule, responder,
+                                                            other):
+    # On 2 March from 09:00 Berlin the shift is otto's, not rita's.
+    response = as_manager.post(overrides_url(schedule), {
+        **SPAN, "user": other.pk, "replaces": responder.pk}, format="json")
+    assert response.status_code == 400
+    assert "rita is not on call" in response.json()["replaces"][0]
+    assert not Override.objects.exists()
 
 
 def test_a_responder_may_take_a_shift_for_themselves(as_responder, responder, schedule, other):
@@ -240,7 +251,7 @@ def test_a_responder_may_take_a_shift_for_themselves(as_responder, responder, sc
 def test_a_responder_may_not_put_someone_else_on_call(as_responder, responder, schedule,
                                                       other):
     response = as_responder.post(overrides_url(schedule), {
-        **SPAN, "user": other.pk, "replaces": responder.pk}, format="json")
+        **SPAN, "user": other.pk}, format="json")
     assert response.status_code == 403
     assert response.json() == {"detail": "You may only add overrides that put yourself on call."}
     assert not Override.objects.exists()

@@ -10,7 +10,7 @@ from django.contrib.admin.widgets import AdminSplitDateTime
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 
-from oncall import validation
+from oncall import shifts, validation
 from oncall.admin.restriction_text import format_restrictions, parse_restrictions
 from oncall.models import ContactMethod, NotificationRule, Override, Rotation, Schedule
 from oncall.shift_engine import local_to_instant
@@ -175,8 +175,15 @@ class OverrideForm(forms.ModelForm):
         start, end = cleaned.get("start"), cleaned.get("end")
         if start and end and end <= start:
             self.add_error("end", "The end must be after the start.")
-        if cleaned.get("user") and cleaned.get("user") == cleaned.get("replaces"):
+        replaces = cleaned.get("replaces")
+        if cleaned.get("user") and cleaned.get("user") == replaces:
             self.add_error("replaces", "Someone cannot stand in for themselves.")
+        elif replaces and start and end and end > start and \
+                not shifts.replaced_person_is_on_call(
+                    schedule, replaces.pk, start, end, leaving_out=self.instance.pk):
+            self.add_error("replaces", f"{replaces.get_username()} is not on call at any "
+                                       "time between the start and the end, so this override "
+                                       "would change nothing.")
         return cleaned
 
 

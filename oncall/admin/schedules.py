@@ -127,9 +127,15 @@ class ScheduleAdmin(AdminPages, admin.ModelAdmin):
                                tzinfo=zone)
         found = shifts.schedule_shifts(schedule, start, end)
         names = usernames(shift.user_id for shift in found)
+        # The schedule's people in a fixed order (its rotations', then the fallback user),
+        # for colours that stay the same from one fortnight to the next.
+        people = sorted({user_id for rotation in schedule.rotations.all()
+                         for user_id in rotation.participants}) + \
+            ([schedule.fallback_user_id] if schedule.fallback_user_id else [])
         days = build_days(found, first_day=first_day, days=TIMELINE_DAYS, zone=zone, now=now,
-                          names=names)
+                          names=names, people=people)
         may_add = request.user.has_perm("oncall.add_override")
+        placer = request.user.has_perm("oncall.change_override")
         # Back to the same fortnight after saving the override.
         here = request.get_full_path()
         add_url = reverse(f"{self.admin_site.name}:oncall_override_add")
@@ -143,7 +149,12 @@ class ScheduleAdmin(AdminPages, admin.ModelAdmin):
                     bar.end.astimezone(zone).strftime(BAR_TIME),
                     " (override)" if bar.override_id else "")
                 bar.add_url = None
-                if may_add:
+                # Someone who may only swap themselves in cannot cover their own shift:
+                # a teammate (or a Manager) makes that override.
+                own_shift = bar.user_id == request.user.pk and not placer
+                if own_shift:
+                    bar.title += " (your shift: a teammate swaps in from their view)"
+                if may_add and not own_shift:
                     query = {"schedule": schedule.pk, "start": instant_param(bar.start),
                              "end": instant_param(bar.end), "next": here}
                     if bar.user_id is not None:
@@ -181,7 +192,7 @@ class OverrideAdmin(AdminPages, admin.ModelAdmin):
                     "created_by"]
     list_filter = ["schedule"]
     search_fields = ["schedule__name", "user__username", "replaces__username"]
-    readonly_fields = ["created_by", "created_at"]
+    readonly_fields = ["created_by", "created_at", "local_start", "local_end"]
 
     class Media:
         css = {"all": CSS}
@@ -192,6 +203,11 @@ class OverrideAdmin(AdminPages, admin.ModelAdmin):
             "schedule", "user", "replaces", "created_by")
 
     def get_fields(self, request, obj=None):
+        if obj is not None and not self.has_change_permission(request, obj):
+            # Read-only, the stored instants would show in the portal's zone, unnamed:
+            # show them in the schedule's, with the zone, as the list and the form do.
+            return ["schedule", "user", "replaces", "local_start", "local_end", "created_by",
+                    "created_at"]
         fields = ["schedule", "user", "replaces", "start", "end"]
         return fields if obj is None else [*fields, "created_by", "created_at"]
 

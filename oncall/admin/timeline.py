@@ -45,12 +45,14 @@ def local_midnight(day: date, zone: ZoneInfo) -> datetime:
 
 
 def build_days(shifts, *, first_day: date, days: int, zone: ZoneInfo, now: datetime,
-               names: dict[int, str]) -> list[Day]:
+               names: dict[int, str], people: list[int] = ()) -> list[Day]:
     """One Day per local date from ``first_day``, with a bar per shift part on it and a
-    "nobody" bar for every gap."""
+    "nobody" bar for every gap. ``people`` (the schedule's participants, in a fixed order)
+    gives each their colour, so a person keeps it on every fortnight; anyone else (an
+    override's user) takes the next one."""
     colours: dict[int, int] = {}
-    for shift in shifts:
-        colours.setdefault(shift.user_id, len(colours) % PALETTE_SIZE)
+    for user_id in [*people, *(shift.user_id for shift in shifts)]:
+        colours.setdefault(user_id, len(colours) % PALETTE_SIZE)
     today = now.astimezone(zone).date()
     rows = []
     for offset in range(days):
