@@ -143,8 +143,8 @@ class ContactMethodViewSet(OwnRowsMixin, viewsets.ModelViewSet):
     @extend_schema(responses={201: PersonalNotificationSerializer})
     @action(detail=True, methods=["post"], serializer_class=NoBody)
     def test(self, request, pk=None):
-        """Send a test message now and return its record: status sent, failed (with the
-        error), or pending when it will be retried."""
+        """Send a test message now and return its record: status sent or failed (with the
+        error); a test is tried once."""
         sent = sending.send_test(self.get_object(), actor=request.user)
         return Response(PersonalNotificationSerializer(sent).data,
                         status=status.HTTP_201_CREATED)

@@ -1,5 +1,5 @@
 from django.apps import AppConfig
-from django.db.models.signals import post_delete, post_save, pre_save
+from django.db.models.signals import post_delete, post_save, pre_delete, pre_save
 
 
 class OncallConfig(AppConfig):
@@ -10,10 +10,12 @@ class OncallConfig(AppConfig):
     def ready(self):
         # Models load only once apps are ready. Importing rotation_history connects its
         # receiver: editing a rotation records its previous definition.
-        from oncall import contributions, handoffs, rotation_history  # noqa: F401
-        from oncall.models import Override
+        from oncall import contributions, handoffs, rotation_history, sending  # noqa: F401
+        from oncall.models import ContactMethod, Override
 
         contributions.register()
+        pre_delete.connect(sending.cancel_messages_of_deleted_method, sender=ContactMethod,
+                           dispatch_uid="oncall.sending.cancel_messages_of_deleted_method")
         # An override added, changed or removed anywhere (API, admin, shell) tells the
         # people whose shifts it touches (docs/on-call.md#handoff-notices).
         pre_save.connect(handoffs.remember_previous, sender=Override,

@@ -86,6 +86,18 @@ def describe(state, users, zone: ZoneInfo, *, year: bool = True) -> str:
             f" until {when(state.end, zone, year=year)} {instead}")
 
 
+def sms_outcome(own_shifts: list, shown: tuple, zone: ZoneInfo) -> str:
+    """"you are on call Sat 12 Dec 00:00 CET-Mon 14 Dec 00:00 CET", or not, in short."""
+    if not own_shifts:
+        start, end = shown
+        return (f"you are not on call {when(start, zone, year=False)}-"
+                f"{when(end, zone, year=False)}")
+    spans = [f"{when(shift.start, zone, year=False)}-{when(shift.end, zone, year=False)}"
+             for shift in own_shifts[:2]]
+    more = " and later" if len(own_shifts) > 2 else ""
+    return "you are on call " + "; ".join(spans) + more
+
+
 def override_notice(schedule, user, action: str, state, before, users, *, actor,
                     own_shifts: list, shown: tuple) -> Notice:
     """An override was added, changed or removed: what it says, and the person's own
@@ -118,8 +130,10 @@ def override_notice(schedule, user, action: str, state, before, users, *, actor,
     return Notice(
         subject=one_line(f"[Tocsin] Your on-call shifts in {schedule.name} changed")[:255],
         text="\n".join(lines) + "\n",
-        sms=sms_text(f"Tocsin: your on-call shifts in {schedule.name} changed: "
-                     f"{short_change}."),
+        # What changes for the reader first: an SMS is cut to one segment, and "you are
+        # no longer on call then" must survive the cut.
+        sms=sms_text(f"Tocsin {schedule.name}: {sms_outcome(own_shifts, shown, zone)} "
+                     f"({short_change})"),
         push_title=one_line(f"On-call change: {schedule.name}"),
         push_text=one_line(f"{change}. " + " ".join(line.strip() for line in yours)),
     )

@@ -76,6 +76,11 @@ class PersonalNotificationOutbox(Outbox):
                 status=Status.CANCELLED, claimed_until=None, next_attempt_at=None,
                 error=str(error))
             return "cancelled: no longer needed (see its error)"
+        if row.purpose == Purpose.TEST and not error.permanent:
+            # A test is tried once, while the person watches: retried for an hour, a
+            # mistyped number would have a stranger's phone ring long after.
+            error = TransportError(f"{error} (a test is tried once: press Send test again)",
+                                   permanent=True, status=error.status, body=error.body)
         return super().record_failure(row, error, note=note)
 
     def note(self, row: PersonalNotification) -> str:
@@ -287,6 +292,15 @@ def send_test(contact_method: ContactMethod, *, actor=None) -> PersonalNotificat
         send_personal_notification(row.pk)
     row.refresh_from_db()
     return row
+
+
+def cancel_messages_of_deleted_method(sender, instance: ContactMethod, **kwargs) -> None:
+    """pre_delete of a contact method: its messages still waiting are not sent (the rows
+    keep the address they were recorded with, so they would otherwise still go out)."""
+    PersonalNotification.objects.filter(contact_method=instance, status=Status.PENDING) \
+        .filter(unclaimed(timezone.now())).update(
+            status=Status.CANCELLED, next_attempt_at=None,
+            error="Not sent: the contact method was deleted before this was due.")
 
 
 def resend(notification: PersonalNotification) -> bool:

@@ -2,15 +2,17 @@
 shifts (docs/on-call.md#handoff-notices)."""
 
 from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.core import mail
 from django.db import transaction
 
-from oncall import handoffs
+from oncall import handoff_messages, handoffs
 from oncall.handoffs import notify_override_change, send_handoff_notices
 from oncall.messages import gsm7_length
 from oncall.models import ContactMethod, Override, PersonalNotification, Rotation, Schedule
+from oncall.shifts import Shift
 from tests.conftest import make_user
 from tests.sinks import Reply
 from tocsin.jobs import JOBS
@@ -381,3 +383,13 @@ def test_the_fallback_user_is_told_when_the_rotations_leave_nobody(team, ann, ci
     assert "from  Tue 05 Jan 2027, 17:00 CET" in notice.text
     assert "until Wed 06 Jan 2027, 09:00 CET" in notice.text
     assert "Taking over from: ann." in notice.text
+
+
+def test_an_override_sms_says_first_what_changes_for_its_reader():
+    zone_name = "Europe/Berlin"
+    start, end = datetime(2026, 12, 11, 23, tzinfo=UTC), datetime(2026, 12, 13, 23, tzinfo=UTC)
+    relieved = handoff_messages.sms_outcome([], (start, end), ZoneInfo(zone_name))
+    assert relieved == "you are not on call Sat 12 Dec 00:00 CET-Mon 14 Dec 00:00 CET"
+    covering = handoff_messages.sms_outcome(
+        [Shift(1, start, end, override_id=3)], (start, end), ZoneInfo(zone_name))
+    assert covering == "you are on call Sat 12 Dec 00:00 CET-Mon 14 Dec 00:00 CET"

@@ -339,3 +339,26 @@ def test_an_acknowledgement_after_the_check_but_before_the_send_still_stops_it(
     row.refresh_from_db()
     assert row.status == Status.CANCELLED and "was acknowledged" in row.error
     assert mail.outbox == []
+
+
+def test_a_test_message_is_tried_once_even_when_the_error_is_temporary(rita, http_sink):
+    http_sink.default = Reply(503, {"error": "down"})
+    method = ContactMethod.objects.create(user=rita, kind="ntfy",
+                                          address=f"{http_sink.url}/rita")
+    row = send_test(method)
+    assert (row.status, row.attempts, row.next_attempt_at) == (Status.FAILED, 1, None)
+    assert "a test is tried once" in row.error
+    assert queue_due_personal_notifications() == 0
+
+
+def test_deleting_a_contact_method_cancels_its_waiting_messages(inline, incident, rita):
+    rule(rita, "email", "rita.work@example.com", 0)
+    later = rule(rita, "email", "rita.home@example.com", 15)
+    page = inline(page_user, incident, rita)
+    later.contact_method.delete()
+    row = page.notifications.get(delay_minutes=15)
+    make_due(row)
+    assert send_personal_notification(row.pk).startswith("not due")
+    row.refresh_from_db()
+    assert row.status == Status.CANCELLED and "was deleted" in row.error
+    assert [m.to for m in mail.outbox] == [["rita.work@example.com"]]

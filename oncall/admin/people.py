@@ -53,9 +53,7 @@ def test_outcome(row: PersonalNotification) -> tuple[int, str]:
     if row.status == PersonalNotification.Status.SENT:
         status = f" (HTTP {row.response_status})" if row.response_status else ""
         return messages.SUCCESS, f"Test sent to {where}{status}."
-    verb = "failed" if row.status == PersonalNotification.Status.FAILED \
-        else "failed; it will be retried"
-    return messages.ERROR, f"Test to {where} {verb}: {row.error}"
+    return messages.ERROR, f"Test to {where} failed: {row.error}"
 
 
 class OwnRowsAdmin(AdminPages, admin.ModelAdmin):
