@@ -104,7 +104,7 @@ def validate_rule_delay(minutes) -> int:
 
 
 def validate_time_zone(name: str) -> str:
-    """An IANA zone name (Europe/Berlin, UTC), or ValidationError. (engine helper)"""
+    """An IANA zone name (Europe/Berlin, UTC), or ValidationError."""
     if not isinstance(name, str) or name.strip() not in available_zones():
         raise ValidationError(
             f"“{name}” is not a known IANA time zone: use a name like Europe/Berlin, "
@@ -112,9 +112,14 @@ def validate_time_zone(name: str) -> str:
     return name.strip()
 
 
+# In the database but not places: "Factory" (a zone with no offset meant for unset
+# machines) and "localtime" (the server's own zone, which a schedule must not depend on).
+NOT_PLACES = {"Factory", "localtime"}
+
+
 @functools.cache
 def available_zones() -> frozenset:
-    return frozenset(zoneinfo.available_timezones())
+    return frozenset(zoneinfo.available_timezones()) - NOT_PLACES
 
 
 def normalize_restrictions(value) -> list[dict]:

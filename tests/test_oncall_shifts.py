@@ -638,3 +638,9 @@ def test_history_compares_a_definition_a_form_filled_with_strings(team, people):
     edited.handoff_date, edited.handoff_time, edited.shift_length = "2027-01-04", "09:00", "1"
     record_history(edited, days, utc(2027, 1, 10, 12))
     assert edited.history == []
+
+
+@pytest.mark.parametrize("name", ["Factory", "localtime"])
+def test_zones_that_are_not_places_are_refused(name):
+    with pytest.raises(ValidationError):
+        validate_time_zone(name)

@@ -3,7 +3,7 @@
 checked by oncall/validation.py like the REST API's input."""
 
 from datetime import datetime
-from zoneinfo import ZoneInfo, available_timezones
+from zoneinfo import ZoneInfo
 
 from django import forms
 from django.contrib.admin.widgets import AdminSplitDateTime
@@ -16,7 +16,7 @@ from oncall.models import ContactMethod, NotificationRule, Override, Rotation, S
 from oncall.shift_engine import local_to_instant
 
 User = get_user_model()
-ZONES = sorted(available_timezones())
+ZONES = sorted(validation.available_zones())
 
 
 class ParticipantsField(forms.CharField):
