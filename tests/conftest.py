@@ -8,7 +8,7 @@ from incidents.models import Service, Team
 from integrations.models import Integration
 from tests.delivery_helpers import deliver_inline, inline  # noqa: F401 (fixtures)
 from tests.ingest_helpers import run_tasks  # noqa: F401 (fixture)
-from tests.sinks import http_sink, silent_port, smtp_sink  # noqa: F401 (fixtures)
+from tests.sinks import http_sink, silent_port, smtp_sink, twilio  # noqa: F401 (fixtures)
 
 ROLES = ["Responder", "Manager", "Administrator"]
 
@@ -36,6 +36,18 @@ def responder(db):
 @pytest.fixture
 def manager(db):
     return make_user("max", "Manager")
+
+
+@pytest.fixture
+def as_responder(responder):
+    """The REST API as the Responder."""
+    return api_client_for(responder)
+
+
+@pytest.fixture
+def as_manager(manager):
+    """The REST API as the Manager."""
+    return api_client_for(manager)
 
 
 @pytest.fixture

@@ -161,6 +161,23 @@ def http_sink(settings):
     sink.close()
 
 
+# Twilio's account as the tests configure it; requests go to the HTTP sink.
+TWILIO_SID, TWILIO_TOKEN, TWILIO_FROM = "AC0123456789abcdef", "tw-secret", "+15005550006"
+TWILIO_MESSAGE_SID = "SM00000000000000000000000000000001"
+
+
+@pytest.fixture
+def twilio(settings, http_sink):
+    """The HTTP sink standing in for Twilio's REST API: TOCSIN_TWILIO_* point at it, and
+    it accepts every message and call."""
+    settings.TOCSIN_TWILIO_ACCOUNT_SID = TWILIO_SID
+    settings.TOCSIN_TWILIO_AUTH_TOKEN = TWILIO_TOKEN
+    settings.TOCSIN_TWILIO_FROM = TWILIO_FROM
+    settings.TOCSIN_TWILIO_API_URL = http_sink.url
+    http_sink.default = Reply(201, {"sid": TWILIO_MESSAGE_SID, "status": "queued"})
+    return http_sink
+
+
 @pytest.fixture
 def smtp_sink(settings):
     sink = use_smtp_sink(settings, SMTPSink())

@@ -3,50 +3,28 @@ the same delivery at once, the remote side hears of it once, and the events of o
 incident reach a destination in order."""
 
 import random
-import threading
 from collections import Counter
 from datetime import timedelta
 
 import pytest
-from django.db import connection, connections
+from django.db import connection
 from django.utils import timezone
 
 from destinations import sending
 from destinations.models import Delivery
 from incidents import lifecycle
 from tests.delivery_helpers import make_destination
+from tests.parallel import WORKERS, in_parallel
 from tests.sinks import Reply
 
 pytestmark = [
     pytest.mark.django_db(transaction=True, serialized_rollback=True),
 ]
 
-WORKERS = 8
-
-
 @pytest.fixture(autouse=True)
 def postgresql_only():
     if connection.vendor != "postgresql":
         pytest.skip("claiming is tested on PostgreSQL (set DATABASE_URL)")
-
-
-def in_parallel(function, *args) -> list:
-    barrier = threading.Barrier(WORKERS)
-    results = [None] * WORKERS
-
-    def run(index):
-        try:
-            barrier.wait()
-            results[index] = function(*args)
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(WORKERS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    return results
 
 
 def test_parallel_workers_send_one_delivery_exactly_once(service, http_sink, monkeypatch):

@@ -22,6 +22,7 @@ from oncall.models import (
 )
 from oncall.shifts import Shift
 from tests.conftest import make_user
+from tests.sinks import TWILIO_SID as SID
 from tests.sinks import Reply
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -488,17 +489,7 @@ def test_override_times_skipped_or_repeated_by_daylight_saving_are_read_like_han
 
 # With the engine and the channels ------------------------------------------------------
 
-SID, TOKEN, FROM = "AC0123456789abcdef", "tw-secret", "+15005550006"
 
-
-@pytest.fixture
-def twilio(settings, http_sink):
-    settings.TOCSIN_TWILIO_ACCOUNT_SID = SID
-    settings.TOCSIN_TWILIO_AUTH_TOKEN = TOKEN
-    settings.TOCSIN_TWILIO_FROM = FROM
-    settings.TOCSIN_TWILIO_API_URL = http_sink.url
-    http_sink.default = Reply(201, {"sid": "SM0001", "status": "queued"})
-    return http_sink
 
 
 def test_a_phone_number_that_is_not_one_is_a_form_error_and_a_good_one_is_stored_as_e164(

@@ -15,16 +15,6 @@ def other(db):
     return make_user("otto", "Responder")
 
 
-@pytest.fixture
-def as_responder(responder):
-    return api_client_for(responder)
-
-
-@pytest.fixture
-def as_manager(manager):
-    return api_client_for(manager)
-
-
 def email_of(user, address=None):
     return ContactMethod.objects.create(user=user, kind="email",
                                         address=address or f"{user.username}@example.com")

@@ -21,11 +21,6 @@ def other(db):
 
 
 @pytest.fixture
-def as_responder(responder):
-    return api_client_for(responder)
-
-
-@pytest.fixture
 def berlin(team, responder, other):
     """Daily 09:00 Berlin handoffs from Monday 1 March 2027: rita, otto, rita, otto…"""
     schedule = Schedule.objects.create(name="Primary", team=team, time_zone="Europe/Berlin")

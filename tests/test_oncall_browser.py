@@ -18,7 +18,8 @@ from oncall.models import (
     Rotation,
     Schedule,
 )
-from tests.sinks import Reply
+from tests.sinks import TWILIO_FROM as FROM
+from tests.sinks import TWILIO_SID as SID
 from tests.test_admin_browser import (  # noqa: F401 (fixtures)
     SCREENSHOTS,
     browser,
@@ -31,7 +32,6 @@ pytestmark = [
     pytest.mark.django_db(transaction=True, serialized_rollback=True),
 ]
 
-SID, TOKEN, FROM = "AC0123456789abcdef", "tw-secret", "+15005550006"
 
 
 @pytest.fixture
@@ -54,15 +54,6 @@ def shot(page, request):
         page.screenshot(path=SCREENSHOTS / f"{name}.png", full_page=True)
     return take
 
-
-@pytest.fixture
-def twilio(settings, http_sink):
-    settings.TOCSIN_TWILIO_ACCOUNT_SID = SID
-    settings.TOCSIN_TWILIO_AUTH_TOKEN = TOKEN
-    settings.TOCSIN_TWILIO_FROM = FROM
-    settings.TOCSIN_TWILIO_API_URL = http_sink.url
-    http_sink.default = Reply(201, {"sid": "SM0001", "status": "queued"})
-    return http_sink
 
 
 @pytest.fixture

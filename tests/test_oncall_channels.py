@@ -20,23 +20,18 @@ from oncall.models import ContactMethod, PersonalNotification
 from oncall.sending import page_user, redact_links, send_test
 from oncall.validation import normalize_contact_address
 from tests.conftest import make_user
+from tests.sinks import TWILIO_FROM as FROM
+from tests.sinks import TWILIO_SID as SID
+from tests.sinks import TWILIO_TOKEN as TOKEN
 from tests.sinks import HTTPSink, Reply
 from tocsin.transport import TransportError, http
 
-SID, TOKEN, FROM = "AC0123456789abcdef", "tw-secret", "+15005550006"
 Status = PersonalNotification.Status
 
 
-@pytest.fixture
-def twilio(settings, http_sink):
-    settings.TOCSIN_TWILIO_ACCOUNT_SID = SID
-    settings.TOCSIN_TWILIO_AUTH_TOKEN = TOKEN
-    settings.TOCSIN_TWILIO_FROM = FROM
-    settings.TOCSIN_TWILIO_API_URL = http_sink.url
+@pytest.fixture(autouse=True)
+def public_url(settings):
     settings.TOCSIN_PUBLIC_URL = "https://tocsin.example.com"
-    http_sink.default = Reply(201, {"sid": "SM00000000000000000000000000000001",
-                                    "status": "queued"})
-    return http_sink
 
 
 @pytest.fixture

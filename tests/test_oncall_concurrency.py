@@ -1,22 +1,19 @@
 """On call under real parallelism, on PostgreSQL: however many workers run the handoff job
 or pick up one page message at once, each person hears of it once."""
 
-import threading
 from datetime import timedelta
 
 import pytest
 from django.core import mail
-from django.db import connection, connections
+from django.db import connection
 from django.utils import timezone
 
 from oncall import handoffs, sending
 from oncall.models import PersonalNotification, Rotation, Schedule
 from tests.conftest import make_user
+from tests.parallel import WORKERS, in_parallel
 
 pytestmark = [pytest.mark.django_db(transaction=True, serialized_rollback=True)]
-
-WORKERS = 8
-
 
 @pytest.fixture(autouse=True)
 def postgresql_only():
@@ -29,25 +26,6 @@ def sent_at_once(monkeypatch):
     # Every queued task runs at once in the thread that queued it, like a worker would.
     monkeypatch.setattr("tocsin.taskqueue.async_task",
                         lambda func, pk, **kwargs: sending.send_personal_notification(pk))
-
-
-def in_parallel(function, *args) -> list:
-    barrier = threading.Barrier(WORKERS)
-    results = [None] * WORKERS
-
-    def run(index):
-        try:
-            barrier.wait()
-            results[index] = function(*args)
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(WORKERS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    return results
 
 
 def test_parallel_handoff_jobs_tell_the_person_coming_on_call_once(team, sent_at_once):

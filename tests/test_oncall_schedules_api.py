@@ -19,16 +19,6 @@ def other(db):
 
 
 @pytest.fixture
-def as_responder(responder):
-    return api_client_for(responder)
-
-
-@pytest.fixture
-def as_manager(manager):
-    return api_client_for(manager)
-
-
-@pytest.fixture
 def schedule(team, responder, other):
     schedule = Schedule.objects.create(name="Primary", team=team, time_zone="Europe/Berlin")
     Rotation.objects.create(
