@@ -297,6 +297,10 @@ class TagAdmin(admin.ModelAdmin):
 
 @admin.register(EscalationPolicy)
 class EscalationPolicyAdmin(admin.ModelAdmin):
-    list_display = ["name", "team"]
+    list_display = ["name", "team", "repeat"]
     list_filter = ["team"]
     search_fields = ["name"]
+
+    def get_inlines(self, request, obj):
+        # The on-call app adds the policy's steps (incidents/extensions.py).
+        return [*self.inlines, *extensions.escalation_policy_inlines]

@@ -7,7 +7,7 @@ that app registers it here from its AppConfig.ready(), and incidents renders wha
 registered without importing the app. Registration happens once per process, before the
 first request; nothing is registered twice, since ready() runs once.
 
-Three points:
+Four points:
 
 - ``add_service_api_field``: a field of the REST ``services`` resource, built per
   serializer; a relation's value is read and written through Service's accessor of the
@@ -15,6 +15,8 @@ Three points:
 - ``add_service_inline``: an inline of the Service admin page.
 - ``add_incident_panel``: a read-only section of the incident admin page, one callable
   that takes the incident and returns HTML (its ``admin.display`` description labels it).
+- ``add_escalation_policy_inline``: an inline of the EscalationPolicy admin page (its steps,
+  which the on-call app owns).
 """
 
 from collections.abc import Callable
@@ -42,6 +44,7 @@ class IncidentPanel:
 service_api_fields: list[ServiceApiField] = []
 service_inlines: list[type[InlineModelAdmin]] = []
 incident_panels: list[IncidentPanel] = []
+escalation_policy_inlines: list[type[InlineModelAdmin]] = []
 
 
 def add_service_api_field(name: str, make: Callable[[], Field], *, prefetch: str | None = None):
@@ -54,3 +57,7 @@ def add_service_inline(inline: type[InlineModelAdmin]):
 
 def add_incident_panel(title: str, render: Callable):
     incident_panels.append(IncidentPanel(title, render))
+
+
+def add_escalation_policy_inline(inline: type[InlineModelAdmin]):
+    escalation_policy_inlines.append(inline)

@@ -27,13 +27,26 @@ class Team(models.Model):
 
 
 class EscalationPolicy(models.Model):
+    """Who is paged about an incident, step by step, until someone acknowledges. Its steps
+    and their targets (users, schedules, teams) belong to the on-call app
+    (oncall.EscalationStep; docs/on-call.md#escalation-policies)."""
+
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True)
     team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="escalation_policies")
+    # How many times the whole list of steps runs again after the last one.
+    repeat = models.PositiveSmallIntegerField(
+        default=0, help_text="How many times the steps run again after the last one (0-9).")
+    page_drills = models.BooleanField(
+        default=False, help_text="Page people for drill incidents too.")
 
     class Meta:
         ordering = ["name"]
         verbose_name_plural = "escalation policies"
+        constraints = [
+            models.CheckConstraint(condition=Q(repeat__lte=9),
+                                   name="escalation_policy_repeat_at_most_9"),
+        ]
 
     def __str__(self):
         return self.name

@@ -10,6 +10,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.timezone import localtime
 
 from incidents import extensions
+from oncall.admin.policies import EscalationStepInline
 from oncall.models import PersonalNotification
 from tocsin.adminkit import badge
 
@@ -73,3 +74,4 @@ def pages_html(incident) -> str:
 
 def register():
     extensions.add_incident_panel("Pages", pages_html)
+    extensions.add_escalation_policy_inline(EscalationStepInline)

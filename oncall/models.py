@@ -216,3 +216,53 @@ class PersonalNotification(OutboxItem):
 
     def __str__(self):
         return f"{self.get_purpose_display()} to {self.user} by {self.get_kind_display()}"
+
+
+class EscalationStep(models.Model):
+    """One step of an escalation policy: whom it pages, and how long to wait after it ran
+    before the next step runs (docs/on-call.md#escalation-policies)."""
+
+    policy = models.ForeignKey("incidents.EscalationPolicy", on_delete=models.CASCADE,
+                               related_name="steps")
+    # Steps run in this order (ties by id); the API and the admin number them 0, 1, 2…
+    position = models.PositiveIntegerField(default=0)
+    delay_minutes = models.PositiveIntegerField(
+        default=5, help_text="Minutes to wait after this step before the next one runs.")
+
+    class Meta:
+        ordering = ["policy_id", "position", "id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(delay_minutes__gte=1),
+                                   name="escalation_step_delay_at_least_1"),
+        ]
+
+    def __str__(self):
+        return f"step {self.position + 1}"
+
+
+class EscalationTarget(models.Model):
+    """Whom a step pages: one user, whoever a schedule has on call when the step runs, or
+    every member of a team. Exactly one of the three is set."""
+
+    step = models.ForeignKey(EscalationStep, on_delete=models.CASCADE, related_name="targets")
+    user = models.ForeignKey(User, null=True, blank=True, on_delete=models.CASCADE,
+                             related_name="+")
+    # A schedule a policy pages cannot be deleted from under it: remove it from the step.
+    schedule = models.ForeignKey(Schedule, null=True, blank=True, on_delete=models.PROTECT,
+                                 related_name="escalation_targets")
+    team = models.ForeignKey("incidents.Team", null=True, blank=True,
+                             on_delete=models.CASCADE, related_name="+")
+
+    class Meta:
+        ordering = ["step_id", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=(Q(user__isnull=False, schedule__isnull=True, team__isnull=True)
+                           | Q(user__isnull=True, schedule__isnull=False, team__isnull=True)
+                           | Q(user__isnull=True, schedule__isnull=True, team__isnull=False)),
+                name="escalation_target_exactly_one"),
+        ]
+
+    def __str__(self):
+        return str(self.user or self.schedule or self.team)
+

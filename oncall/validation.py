@@ -16,6 +16,8 @@ HANDOFF_YEARS = (1970, 2199)
 # A notification rule's delay: the page's acknowledge link lasts 24 hours, so a message sent
 # later could not be acknowledged from (docs/on-call.md#notification-rules-and-pages).
 MAX_RULE_DELAY_MINUTES = 24 * 60
+# An escalation step waits at most a day before the next one (acknowledge links last that long).
+MAX_STEP_DELAY_MINUTES = 24 * 60
 # A year of hours, days or weeks: longer shifts are a typo.
 LONGEST_SHIFT = {"hourly": 24 * 366, "daily": 366, "weekly": 53}
 CLOCK = re.compile(r"(?P<hours>[0-9]{1,2}):(?P<minutes>[0-9]{2})")

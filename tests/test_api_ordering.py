@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from destinations.models import Delivery, Destination
 from incidents import lifecycle
-from incidents.models import Incident, Service, Team
+from incidents.models import EscalationPolicy, Incident, Service, Team
 from integrations.models import Alert, AlertRule, InboundEvent, Integration, IntegrationToken
 from oncall.models import ContactMethod, NotificationRule, Override, Schedule
 from tests.conftest import api_client_for, make_user
@@ -35,6 +35,7 @@ def one_of_everything(service, integration, incident):
     schedule = Schedule.objects.create(name="Primary", team=service.team)
     Override.objects.create(schedule=schedule, user=person, start=timezone.now(),
                             end=timezone.now() + timedelta(hours=1))
+    EscalationPolicy.objects.create(name="Checkout", team=service.team)
     return {"integration": integration, "hook": hook, "schedule": schedule}
 
 
@@ -54,6 +55,7 @@ LISTS = {
     "notification-rules/": ['"user_id" ASC', '"delay_minutes" ASC', '"id" ASC'],
     "schedules/": ['"name" ASC', '"id" ASC'],
     "schedules/{schedule}/overrides/": ['"start" ASC', '"id" ASC'],
+    "escalation-policies/": ['"name" ASC', '"id" ASC'],
 }
 
 

@@ -10,6 +10,7 @@ from django.contrib.auth.models import Group, User
 from django.utils import timezone
 from playwright.sync_api import expect
 
+from incidents.models import EscalationPolicy
 from oncall.models import (
     ContactMethod,
     NotificationRule,
@@ -218,3 +219,30 @@ def test_someone_is_paged_from_the_incident_page_and_acknowledges_with_the_link(
     incident.refresh_from_db()
     assert incident.status == "acknowledged"
     assert incident.timeline.filter(kind="acknowledged", actor=pia).exists()
+
+
+def test_manager_defines_an_escalation_policy_and_a_responder_reads_it(
+        page, shot, manager, responder, schedule, team):
+    log_in(page, manager)
+    page.goto("/admin/incidents/escalationpolicy/add/")
+    page.fill("#id_name", "Checkout")
+    page.select_option("#id_team", label="Platform")
+    page.fill("#id_repeat", "2")
+    page.get_by_text("Add another step").click()
+    page.fill("#id_steps-0-delay_minutes", "10")
+    page.select_option("#id_steps-0-schedules", label="Platform primary")
+    page.select_option("#id_steps-0-users", label=responder.username)
+    shot("form")
+    page.click("input[name=_continue]")
+    expect(page.locator(".messagelist")).to_contain_text("was added successfully")
+    shot("saved")
+    policy = EscalationPolicy.objects.get()
+    [step] = policy.steps.all()
+    assert (policy.repeat, step.delay_minutes) == (2, 10)
+    assert {(t.user_id, t.schedule_id) for t in step.targets.all()} == {
+        (responder.pk, None), (None, schedule.pk)}
+    page.context.clear_cookies()
+    log_in(page, responder)
+    page.goto(f"/admin/incidents/escalationpolicy/{policy.pk}/change/")
+    expect(page.locator("#content")).to_contain_text("Platform primary")
+    shot("responder")

@@ -15,6 +15,7 @@ from integrations.api import (
 )
 from notifications.api import NotificationSettingsView
 from oncall import api as oncall_api
+from oncall import policy_api
 from oncall import views as oncall_views
 from tocsin import views
 from tocsin.permissions import SchemaReaders
@@ -33,6 +34,8 @@ router.register("contact-methods", oncall_api.ContactMethodViewSet, basename="co
 router.register("notification-rules", oncall_api.NotificationRuleViewSet,
                 basename="notificationrule")
 router.register("schedules", oncall_api.ScheduleViewSet, basename="schedule")
+router.register("escalation-policies", policy_api.EscalationPolicyViewSet,
+                basename="escalationpolicy")
 
 urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
