@@ -10,6 +10,7 @@ from django.db.models import Prefetch
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
+from django.utils.functional import cached_property
 from django_filters import rest_framework as filters
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -21,7 +22,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from incidents.models import Incident
-from oncall import ical, sending, shifts
+from oncall import ical, rights, sending, shifts
 from oncall.models import (
     ContactMethod,
     NotificationRule,
@@ -41,7 +42,6 @@ from oncall.serializers import (
     ScheduleSerializer,
     ShiftSerializer,
     UserSerializer,
-    may_manage_everyones,
     parse_instant,
 )
 from oncall.shift_engine import EARLIEST, LATEST
@@ -113,7 +113,8 @@ class OwnRowsMixin:
     def get_queryset(self):
         queryset = super().get_queryset()
         user = self.request.user
-        if getattr(self, "swagger_fake_view", False) or may_manage_everyones(user):
+        if getattr(self, "swagger_fake_view", False) or \
+                rights.keeps_everyones_contact_methods(user):
             return queryset
         return queryset.filter(user=user)
 
@@ -261,34 +262,30 @@ class OverrideViewSet(viewsets.ModelViewSet):
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):  # the OpenAPI generator has no URL kwargs
             return Override.objects.none()
-        return Override.objects.filter(schedule=self.schedule())
+        return Override.objects.filter(schedule=self.schedule)
 
+    @cached_property
     def schedule(self) -> Schedule:
+        """The schedule in the URL, read once per request."""
         return get_object_or_404(Schedule, pk=self.kwargs["schedule_pk"])
 
     def get_serializer_context(self):
         # A new override is checked against its schedule's shifts (OverrideSerializer).
         context = super().get_serializer_context()
         if "schedule_pk" in self.kwargs:
-            context["schedule"] = self.schedule()
+            context["schedule"] = self.schedule
         return context
-
-    def manages_overrides(self) -> bool:
-        return self.request.user.has_perm("oncall.change_override")
 
     def perform_create(self, serializer):
         requester = self.request.user
-        if serializer.validated_data["user"] != requester and not self.manages_overrides():
+        if serializer.validated_data["user"] != requester and \
+                not rights.places_anyone_on_call(requester):
             raise PermissionDenied(
                 "You may only add overrides that put yourself on call.")
-        serializer.save(schedule=self.schedule(), created_by=requester)
+        serializer.save(schedule=self.schedule, created_by=requester)
 
     def perform_destroy(self, override):
-        requester = self.request.user.pk
-        # A swap is undone by whoever made it; an override a Manager made (even one that
-        # puts this Responder on call) is the Manager's plan, not theirs to drop.
-        if not self.manages_overrides() and (override.user_id, override.created_by_id) != (
-                requester, requester):
+        if not rights.may_remove_override(self.request.user, override):
             raise PermissionDenied("You may only delete overrides you made that put "
                                    "yourself on call.")
         override.delete()

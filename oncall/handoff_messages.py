@@ -6,9 +6,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from oncall.messages import Message, clip, clip_gsm7, gsm7, gsm7_length, one_line
+from oncall.messages import (
+    SMS_SEGMENT_CHARS,
+    Message,
+    clip,
+    clip_gsm7,
+    display_name,
+    gsm7,
+    gsm7_length,
+    one_line,
+)
 
-SMS_SEGMENT_CHARS = 160
 PUSH_TITLE_CHARS = 200
 
 
@@ -29,7 +37,7 @@ class Notice:
 
 
 def name(user) -> str:
-    return user.get_full_name() or user.username if user is not None else "someone"
+    return display_name(user) if user is not None else "someone"
 
 
 def when(instant: datetime, zone: ZoneInfo, *, year: bool = True) -> str:

@@ -50,6 +50,11 @@ class Message:
     high_urgency: bool = False
 
 
+def display_name(user) -> str:
+    """How a message names a person: their full name, else their username."""
+    return user.get_full_name() or user.username
+
+
 def headline(incident) -> str:
     drill = "[DRILL] " if incident.drill else ""
     return f"{drill}#{incident.number} {incident.get_status_display().lower()}: {incident.title}"
@@ -86,12 +91,12 @@ def message_for_test(kind: str, user, *, actor=None) -> Message:
     if kind == "sms":
         return Message("", "This is a test message from Tocsin: your SMS contact method "
                            "works.")
-    name = user.get_full_name() or user.username
+    name = display_name(user)
     text = (f"This is a test message from Tocsin to {name}: this contact method works. "
             "Pages will arrive like this one, each with a link that acknowledges the "
             "incident.")
     if actor is not None and getattr(actor, "pk", None) != user.pk:
-        text += f" Sent at the request of {actor.get_full_name() or actor.username}."
+        text += f" Sent at the request of {display_name(actor)}."
     return Message("[Tocsin] Test message", text)
 
 

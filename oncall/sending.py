@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from incidents.models import Incident, TimelineEntry
 from oncall import channels, messages
+from oncall.messages import display_name
 from oncall.models import ContactMethod, NotificationRule, Page, PersonalNotification
 from tocsin import taskqueue
 from tocsin.actor import current_actor
@@ -37,10 +38,6 @@ PLAN_WORDS = {Kind.EMAIL: "email", Kind.SMS: "SMS", Kind.VOICE: "voice call",
               Kind.NTFY: "ntfy push"}
 ACCOUNT_EMAIL_NOTE = ("No notification rule with an enabled contact method: sent to the "
                       "account's email address.")
-
-
-def display_name(user) -> str:
-    return user.get_full_name() or user.username
 
 
 class PersonalNotificationOutbox(Outbox):

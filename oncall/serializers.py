@@ -12,7 +12,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.exceptions import PermissionDenied
 
-from oncall import shifts, validation
+from oncall import rights, shifts, validation
 from oncall.models import (
     ContactMethod,
     NotificationRule,
@@ -49,10 +49,6 @@ def messages_of(exc: DjangoValidationError) -> list[str]:
     return list(exc.messages)
 
 
-def may_manage_everyones(user) -> bool:
-    """Managers (and Administrators) keep anyone's contact methods and rules; everybody
-    else only their own."""
-    return user.has_perm("oncall.manage_everyones_contact_methods")
 
 
 @extend_schema_field(OpenApiTypes.DATETIME)
@@ -106,7 +102,7 @@ class OwnedSerializer(ModelSerializer):
 
     def check_owner(self, owner):
         requester = self.context["request"].user
-        if owner != requester and not may_manage_everyones(requester):
+        if owner != requester and not rights.keeps_everyones_contact_methods(requester):
             raise PermissionDenied(
                 f"You may only manage your own {self.Meta.model._meta.verbose_name_plural}.")
 
@@ -174,7 +170,8 @@ class NotificationRuleSerializer(OwnedSerializer):
         request = self.context.get("request")
         user = getattr(request, "user", None)
         # (The schema generator asks with no signed-in user: it needs no narrowing.)
-        if user is not None and user.is_authenticated and not may_manage_everyones(user):
+        if user is not None and user.is_authenticated and \
+                not rights.keeps_everyones_contact_methods(user):
             # Someone else's contact method is "not found", like an id that does not
             # exist: a different answer would tell which ids are other people's.
             fields["contact_method"].queryset = ContactMethod.objects.filter(user=user)

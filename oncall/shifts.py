@@ -29,7 +29,7 @@ from oncall.shift_engine import (
 
 __all__ = [
     "Shift", "schedule_shifts", "on_call_at", "user_shifts", "on_call_now_everywhere",
-    "load_specs", "schedule_spec", "rotation_specs", "replaced_person_is_on_call",
+    "load_specs", "schedule_spec", "rotation_specs", "replaced_person_is_on_call", "on_call_in",
 ]
 
 
@@ -166,19 +166,23 @@ def user_shifts(user_id: int, start: datetime, end: datetime) -> list[tuple]:
     return found
 
 
+def on_call_in(schedules, at: datetime) -> dict[int, list[int]]:
+    """{schedule id: sorted ids of the users on call at ``at``} for several schedules, in
+    the three queries of load_specs, then the computation per schedule."""
+    specs = load_specs(schedules, at, at + ONE_MICROSECOND)
+    return {schedule_id: sorted({shift.user_id for shift in
+                                 compute_shifts(spec, at, at + ONE_MICROSECOND)})
+            for schedule_id, spec in specs.items()}
+
+
 def on_call_now_everywhere(at: datetime | None = None) -> list[tuple]:
     """[(schedule, [user ids])] for every schedule at ``at`` (default now), by schedule
     name: the admin index panel and GET /api/v1/oncall/. Four queries in all (schedules,
     rotations, overrides, users), then the computation per schedule: fine for tens of
     schedules (docs/on-call.md#schedules)."""
-    at = at or timezone.now()
     schedules = list(Schedule.objects.order_by("name"))
-    specs = load_specs(schedules, at, at + ONE_MICROSECOND)
-    return [
-        (schedule, sorted({shift.user_id for shift in
-                           compute_shifts(specs[schedule.pk], at, at + ONE_MICROSECOND)}))
-        for schedule in schedules
-    ]
+    on_call = on_call_in(schedules, at or timezone.now())
+    return [(schedule, on_call[schedule.pk]) for schedule in schedules]
 
 
 def replaced_person_is_on_call(schedule: Schedule, replaces_id: int, start: datetime,

@@ -23,7 +23,7 @@ from django.utils.timezone import localtime
 from django.views.decorators.http import require_POST
 
 from incidents.models import Incident
-from oncall import sending, shifts
+from oncall import rights, sending, shifts
 from oncall.admin.forms import ContactMethodForm, NotificationRuleForm, fix_user_field
 from oncall.models import ContactMethod, NotificationRule, PersonalNotification
 from tocsin.adminkit import CSS, JS, AdminPages, ReadOnlyLogAdmin, admin_url, badge
@@ -36,7 +36,7 @@ SHIFT_TIME = "%a %d %b %H:%M %Z"
 
 
 def may_keep_anyones(request) -> bool:
-    return request.user.has_perm("oncall.manage_everyones_contact_methods")
+    return rights.keeps_everyones_contact_methods(request.user)
 
 
 def safe_next(request) -> str | None:

@@ -13,7 +13,7 @@ from django.contrib.auth import get_user_model
 from django.urls import reverse
 from django.utils import timezone
 
-from oncall import shifts
+from oncall import rights, shifts
 from oncall.admin.forms import (
     OverrideForm,
     RotationForm,
@@ -25,7 +25,6 @@ from oncall.admin.people import safe_next
 from oncall.admin.restriction_text import format_restrictions
 from oncall.admin.timeline import build_days
 from oncall.models import Override, Rotation, Schedule
-from oncall.shift_engine import ONE_MICROSECOND, compute_shifts
 from tocsin.adminkit import CSS, JS, AdminPages, admin_url
 
 User = get_user_model()
@@ -92,13 +91,7 @@ class ScheduleAdmin(AdminPages, admin.ModelAdmin):
         # and who is on call in all of them is worked out together: four queries for the
         # page instead of four per schedule.
         page = list(changelist.result_list)
-        now = timezone.now()
-        specs = shifts.load_specs(page, now, now + ONE_MICROSECOND)
-        on_call = {
-            schedule_id: {found.user_id for found in
-                          compute_shifts(spec, now, now + ONE_MICROSECOND)}
-            for schedule_id, spec in specs.items()
-        }
+        on_call = shifts.on_call_in(page, timezone.now())
         names = usernames(user_id for ids in on_call.values() for user_id in ids)
         for schedule in page:
             schedule.on_call_now_names = sorted(
@@ -135,7 +128,7 @@ class ScheduleAdmin(AdminPages, admin.ModelAdmin):
         days = build_days(found, first_day=first_day, days=TIMELINE_DAYS, zone=zone, now=now,
                           names=names, people=people)
         may_add = request.user.has_perm("oncall.add_override")
-        placer = request.user.has_perm("oncall.change_override")
+        placer = rights.places_anyone_on_call(request.user)
         # Back to the same fortnight after saving the override.
         here = request.get_full_path()
         add_url = reverse(f"{self.admin_site.name}:oncall_override_add")
@@ -212,16 +205,11 @@ class OverrideAdmin(AdminPages, admin.ModelAdmin):
         return fields if obj is None else [*fields, "created_by", "created_at"]
 
     def may_place_anyone(self, request) -> bool:
-        # Managers edit overrides; whoever may only add them (a Responder) adds swaps.
-        return request.user.has_perm("oncall.change_override")
+        return rights.places_anyone_on_call(request.user)
 
     def has_delete_permission(self, request, obj=None):
         allowed = super().has_delete_permission(request, obj)
-        if obj is None or self.may_place_anyone(request):
-            return allowed
-        # Whoever may only add swaps takes back only their own: an override that puts
-        # them on call but that someone else made (a Manager's plan) is not theirs to undo.
-        return allowed and obj.created_by_id == obj.user_id == request.user.pk
+        return allowed and (obj is None or rights.may_remove_override(request.user, obj))
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         base = super().get_form(request, obj, change, **kwargs)
