@@ -263,6 +263,14 @@ class EscalationTarget(models.Model):
                 name="escalation_target_exactly_one"),
         ]
 
+    # What a target may name; exactly one is set (the constraint above).
+    KINDS = ("user", "schedule", "team")
+
     def __str__(self):
         return str(self.user or self.schedule or self.team)
+
+    @property
+    def kind(self) -> str:
+        """Which of KINDS this target names."""
+        return next(kind for kind in self.KINDS if getattr(self, f"{kind}_id") is not None)
 

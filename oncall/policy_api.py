@@ -29,10 +29,7 @@ MAX_TARGETS = 50
                       "description": TARGET_HELP})
 class TargetField(serializers.Field):
     def to_representation(self, target: EscalationTarget) -> dict:
-        for key in TARGET_MODELS:
-            if getattr(target, f"{key}_id") is not None:
-                return {key: getattr(target, f"{key}_id")}
-        return {}
+        return {target.kind: getattr(target, f"{target.kind}_id")}
 
     def to_internal_value(self, data) -> dict:
         if not isinstance(data, dict) or len(data) != 1 or next(iter(data)) not in TARGET_MODELS:

@@ -15,7 +15,7 @@ from django.dispatch import receiver
 from django.utils import timezone
 
 from oncall.models import Rotation
-from oncall.shift_engine import RotationSpec, shift_in_progress, shift_start
+from oncall.shift_engine import RotationSpec, handoff_of, shift_in_progress, shift_start
 from oncall.shifts import rotation_specs
 
 # What decides who is on call when; the name and the schedule are not part of it.
@@ -78,8 +78,8 @@ def handoff_instant(rotation: Rotation, previous: Rotation) -> datetime:
     spec = RotationSpec(
         layer=fields["layer"], shift_kind=fields["shift_kind"],
         shift_length=fields["shift_length"], participants=(),
-        handoff=datetime.combine(date.fromisoformat(fields["handoff_date"]),
-                                 time.fromisoformat(fields["handoff_time"])))
+        handoff=handoff_of(date.fromisoformat(fields["handoff_date"]),
+                           time.fromisoformat(fields["handoff_time"])))
     return shift_start(spec, 0, ZoneInfo(previous.schedule.time_zone))
 
 

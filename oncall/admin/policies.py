@@ -12,7 +12,7 @@ from oncall.models import EscalationStep, EscalationTarget, Schedule
 from oncall.validation import MAX_STEP_DELAY_MINUTES
 
 User = get_user_model()
-TARGET_KINDS = ("user", "schedule", "team")
+TARGET_KINDS = EscalationTarget.KINDS
 
 
 class EscalationStepForm(forms.ModelForm):
@@ -37,7 +37,7 @@ class EscalationStepForm(forms.ModelForm):
             targets = list(self.instance.targets.all())
             for kind in TARGET_KINDS:
                 self.initial[f"{kind}s"] = [getattr(t, f"{kind}_id") for t in targets
-                                            if getattr(t, f"{kind}_id") is not None]
+                                            if t.kind == kind]
 
     def clean(self):
         cleaned = super().clean()
@@ -84,9 +84,8 @@ class EscalationStepInline(admin.TabularInline):
     def pages(self, step):
         words = {"user": "{}", "schedule": "whoever is on call in {}",
                  "team": "every member of {}"}
-        return "; ".join(words[kind].format(getattr(target, kind))
-                         for target in step.targets.all() for kind in TARGET_KINDS
-                         if getattr(target, f"{kind}_id") is not None) or "nobody"
+        return "; ".join(words[target.kind].format(getattr(target, target.kind))
+                         for target in step.targets.all()) or "nobody"
 
     def has_view_permission(self, request, obj=None):
         return request.user.has_perm("incidents.view_escalationpolicy")
