@@ -39,16 +39,24 @@ class TimelineEntrySerializer(ModelSerializer):
         fields = ["id", "kind", "message", "actor", "data", "created_at"]
 
 
+class PersonSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    username = serializers.CharField()
+
+
 class IncidentSerializer(ModelSerializer):
     alert_count = serializers.IntegerField(read_only=True)
+    # Who is paged about it now, and who acknowledged it (docs/escalation.md#assignees).
+    assignees = PersonSerializer(many=True, read_only=True)
+    acknowledged_by = PersonSerializer(read_only=True, allow_null=True)
 
     class Meta:
         model = Incident
         fields = [
             "id", "number", "unique_id", "title", "summary", "status", "urgency", "severity",
             "priority", "sla", "escalation_policy", "tags", "entity_id", "drill", "labels",
-            "room_prefix", "alert_count", "service", "created_at", "acknowledged_at",
-            "resolved_at",
+            "room_prefix", "alert_count", "service", "assignees", "created_at",
+            "acknowledged_at", "acknowledged_by", "resolved_at",
         ]
         # State changes go through the acknowledge/resolve actions so that they are
         # recorded on the timeline and sent to destinations.
@@ -112,7 +120,8 @@ class IncidentViewSet(
     }
 
     def get_queryset(self):
-        return Incident.objects.annotate(alert_count=Count("alerts")).prefetch_related("tags")
+        return (Incident.objects.annotate(alert_count=Count("alerts"))
+                .select_related("acknowledged_by").prefetch_related("tags", "assignees"))
 
     def _state_change(self, request, change):
         incident = self.get_object()

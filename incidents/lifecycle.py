@@ -47,11 +47,13 @@ def open_incident(*, tags=(), actor=None, **fields) -> Incident:
     return incident
 
 
-def _change_status(incident, *, allowed_from, new_status, timestamp_field, actor, note):
+def _change_status(incident, *, allowed_from, new_status, timestamp_field, actor, note,
+                   extra=None):
     now = timezone.now()
+    extra = extra or {}
     with transaction.atomic():
         changed = Incident.objects.filter(pk=incident.pk, status__in=allowed_from).update(
-            status=new_status, **{timestamp_field: now}
+            status=new_status, **{timestamp_field: now}, **extra
         )
         if not changed:
             incident.refresh_from_db()
@@ -59,6 +61,8 @@ def _change_status(incident, *, allowed_from, new_status, timestamp_field, actor
         old_status = incident.status
         incident.status = new_status
         setattr(incident, timestamp_field, now)
+        for field, value in extra.items():
+            setattr(incident, field, value)
         by = f" by {actor}" if actor else ""
         TimelineEntry.objects.create(
             incident=incident, kind=new_status,
@@ -83,6 +87,7 @@ def acknowledge(incident: Incident, *, actor=None, note: str = "") -> bool:
     return _change_status(
         incident, allowed_from=[Status.TRIGGERED], new_status=Status.ACKNOWLEDGED,
         timestamp_field="acknowledged_at", actor=actor, note=note,
+        extra={"acknowledged_by": actor},
     )
 
 

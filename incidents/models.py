@@ -154,7 +154,15 @@ class Incident(models.Model):
     entity_id = models.CharField(max_length=255)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     acknowledged_at = models.DateTimeField(null=True, blank=True)
+    # Who acknowledged it; empty when an alert or an automation without a user did.
+    acknowledged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="+")
     resolved_at = models.DateTimeField(null=True, blank=True)
+    # Who is paged about it now: the people the latest escalation step paged, and anyone
+    # paged by hand since (docs/escalation.md#assignees).
+    assignees = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True,
+                                       related_name="assigned_incidents")
 
     class Meta:
         ordering = ["-number"]

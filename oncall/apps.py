@@ -1,6 +1,8 @@
 from django.apps import AppConfig
 from django.db.models.signals import post_delete, post_save, pre_delete, pre_save
 
+from incidents.signals import incident_status_recorded
+
 
 class OncallConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
@@ -10,10 +12,14 @@ class OncallConfig(AppConfig):
     def ready(self):
         # Models load only once apps are ready. Importing rotation_history connects its
         # receiver: editing a rotation records its previous definition.
-        from oncall import contributions, handoffs, rotation_history, sending  # noqa: F401
+        from oncall import contributions, escalation, handoffs, rotation_history, sending  # noqa: F401
         from oncall.models import ContactMethod, Override
 
         contributions.register()
+        # Opening an incident starts its escalation; acknowledging or resolving it stops it,
+        # in the same transaction (docs/escalation.md).
+        incident_status_recorded.connect(escalation.on_incident_status,
+                                         dispatch_uid="oncall.escalation.on_incident_status")
         pre_delete.connect(sending.cancel_messages_of_deleted_method, sender=ContactMethod,
                            dispatch_uid="oncall.sending.cancel_messages_of_deleted_method")
         # An override added, changed or removed anywhere (API, admin, shell) tells the

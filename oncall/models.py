@@ -274,3 +274,48 @@ class EscalationTarget(models.Model):
         """Which of KINDS this target names."""
         return next(kind for kind in self.KINDS if getattr(self, f"{kind}_id") is not None)
 
+
+
+class Escalation(models.Model):
+    """An incident's run through its escalation policy: which step runs next, in which
+    loop, and when. A row, not process memory, so any worker can run the next step and a
+    restarted one loses nothing (oncall/escalation.py, docs/escalation.md)."""
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", "Running"
+        # Acknowledged or resolved: nothing more runs by itself.
+        STOPPED = "stopped", "Stopped"
+        # Every step ran, repeats included, and nobody acknowledged.
+        EXHAUSTED = "exhausted", "Exhausted"
+        # Nobody is paged automatically (a drill the policy does not page, a policy with
+        # no steps); ``note`` says why.
+        SKIPPED = "skipped", "Not paging"
+
+    incident = models.OneToOneField("incidents.Incident", primary_key=True,
+                                    on_delete=models.CASCADE, related_name="escalation")
+    policy = models.ForeignKey("incidents.EscalationPolicy", null=True, blank=True,
+                               on_delete=models.SET_NULL, related_name="+")
+    # The policy as it was when the escalation started (name, repeat, page_drills, steps
+    # with their targets): editing the policy changes incidents triggered afterwards only.
+    plan = models.JSONField(null=True, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.ACTIVE)
+    # Index of the step that runs next; one past the last step means "the last step's wait
+    # is running": when it ends, the escalation is exhausted.
+    next_step = models.PositiveIntegerField(default=0)
+    loop = models.PositiveIntegerField(default=0)
+    next_due_at = models.DateTimeField(null=True, blank=True)
+    steps_run = models.PositiveIntegerField(default=0)
+    last_step_at = models.DateTimeField(null=True, blank=True)
+    note = models.CharField(max_length=255, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        # The timer's query: running escalations by due time.
+        indexes = [models.Index(fields=["status", "next_due_at"])]
+
+    def __str__(self):
+        return f"escalation of incident {self.incident_id}"
+
+    @property
+    def steps(self) -> list[dict]:
+        return (self.plan or {}).get("steps", [])

@@ -196,11 +196,19 @@ def page_user(incident, user, *, step: int | None = None, loop: int = 0,
         page = Page.objects.create(incident=incident, user=user, step=step, loop=loop,
                                    reason=reason[:255])
         rows = record_page_notifications(page)
+        if step is None:
+            # Paged by hand: one more person on it (an escalation step replaces the list).
+            incident.assignees.add(user)
         TimelineEntry.objects.create(
             incident=incident, kind=TimelineEntry.Kind.PAGE, actor=current_actor(),
             message=paged_message(page, rows),
             data={"page": page.pk, "user": user.pk, "step": step, "loop": loop},
         )
+        skipped = skipped_rules_message(page)
+        if skipped:
+            TimelineEntry.objects.create(
+                incident=incident, kind=TimelineEntry.Kind.PAGE, message=skipped,
+                data={"page": page.pk, "user": user.pk, "skipped": True})
         transaction.on_commit(lambda: queue_page(page.pk))
     return page
 
@@ -228,6 +236,22 @@ def record_page_notifications(page: Page) -> list[PersonalNotification]:
         planned = [account_email_notification(page)]
     PersonalNotification.objects.bulk_create(planned, ignore_conflicts=True)
     return list(PersonalNotification.objects.filter(page=page).order_by("next_attempt_at", "id"))
+
+
+def skipped_rules_message(page: Page) -> str:
+    """A rule whose contact method is disabled sends nothing; the timeline says so, so
+    nobody wonders why the phone stayed quiet. "" when no rule was skipped."""
+    skipped = NotificationRule.objects.filter(
+        user=page.user, contact_method__user=page.user, contact_method__enabled=False
+    ).select_related("contact_method").order_by("delay_minutes", "id")
+    words = [f"{PLAN_WORDS[rule.contact_method.kind]}"
+             + (f" ({rule.contact_method.label})" if rule.contact_method.label else "")
+             + (f" after {rule.delay_minutes} min" if rule.delay_minutes else " at once")
+             for rule in skipped]
+    if not words:
+        return ""
+    return (f"Not sent to {display_name(page.user)}: {', '.join(words)}: the contact "
+            f"method{'s are' if len(words) > 1 else ' is'} disabled")
 
 
 def account_email_notification(page: Page) -> PersonalNotification:

@@ -45,6 +45,7 @@ JOBS = [
     Job("Queue due personal notifications",
         "oncall.sending.queue_due_personal_notifications", 1),
     Job("Escalate SLA breaches", "incidents.escalations.check_sla_breaches", 1),
+    Job("Run due escalation steps", "oncall.escalation.run_due_escalations", 1),
     Job("Send handoff notices", "oncall.handoffs.send_handoff_notices", 1),
 ]
 

@@ -15,7 +15,7 @@ from integrations.api import (
 )
 from notifications.api import NotificationSettingsView
 from oncall import api as oncall_api
-from oncall import policy_api
+from oncall import escalation_api, policy_api
 from oncall import views as oncall_views
 from tocsin import views
 from tocsin.permissions import SchemaReaders
@@ -77,6 +77,8 @@ urlpatterns = [
     path("api/v1/oncall/", oncall_api.on_call_now, name="oncall-now"),
     path("api/v1/incidents/<int:incident_pk>/pages/", oncall_api.incident_pages,
          name="incident-pages"),
+    path("api/v1/incidents/<int:incident_pk>/escalate/", escalation_api.incident_escalate,
+         name="incident-escalate"),
     path("api/v1/", include(router.urls)),
     path("admin/", admin.site.urls),
     path("anymail/", include("integrations.anymail_urls")),

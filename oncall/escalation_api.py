@@ -1,0 +1,62 @@
+"""``POST /api/v1/incidents/<id>/escalate/``: run the incident's next escalation step now
+(docs/api.md#escalate-an-incident). Whoever may page someone by hand may escalate
+(oncall.add_page: Responders and Managers)."""
+
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.exceptions import PermissionDenied
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from incidents.models import Incident
+from oncall import escalation
+from oncall.models import Escalation
+
+
+class EscalationSerializer(serializers.ModelSerializer):
+    """Where an incident's escalation stands. Steps are numbered from 1 here, as on the
+    incident page; ``next_step`` is null once the last step has run."""
+
+    policy = serializers.SerializerMethodField()
+    next_step = serializers.SerializerMethodField()
+    steps = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Escalation
+        fields = ["status", "policy", "steps", "next_step", "loop", "next_due_at",
+                  "steps_run", "last_step_at", "note"]
+
+    def get_policy(self, row: Escalation) -> dict | None:
+        plan = row.plan or {}
+        return {"id": plan.get("policy", row.policy_id), "name": plan.get("name")} \
+            if row.plan or row.policy_id else None
+
+    def get_steps(self, row: Escalation) -> int:
+        return len(row.steps)
+
+    def get_next_step(self, row: Escalation) -> int | None:
+        return row.next_step + 1 if row.next_step < len(row.steps) or row.plan is None \
+            else None
+
+
+class EscalateView(APIView):
+    """Run the next step now; the escalation goes on from there while the incident is
+    triggered. 409 when there is nothing to run (resolved, no policy, no steps)."""
+
+    @extend_schema(request=None, responses=EscalationSerializer)
+    def post(self, request, incident_pk: int):
+        if not (request.user.has_perm("incidents.view_incident")
+                and request.user.has_perm("oncall.add_page")):
+            raise PermissionDenied
+        incident = get_object_or_404(Incident.objects.select_related(
+            "service", "escalation_policy"), pk=incident_pk)
+        try:
+            outcome = escalation.escalate_now(incident, actor=request.user)
+        except escalation.NoEscalation as problem:
+            return Response({"detail": str(problem)}, status=status.HTTP_409_CONFLICT)
+        state = EscalationSerializer(Escalation.objects.get(pk=incident.pk)).data
+        return Response({"detail": outcome, **state})
+
+
+incident_escalate = EscalateView.as_view()
