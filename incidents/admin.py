@@ -171,7 +171,8 @@ class IncidentAdmin(AdminPages, admin.ModelAdmin):
     def assignee_list(self, incident):
         # Who is paged about it now: the latest escalation step's people and anyone paged
         # by hand since (set by the on-call app).
-        return ", ".join(user.get_username() for user in incident.assignees.all()) or None
+        return ", ".join(user.get_username() for user in incident.assignees.all()) \
+            or self.get_empty_value_display()
 
     @admin.display(description="Acknowledged by")
     def acknowledged_by_label(self, incident):
@@ -179,7 +180,7 @@ class IncidentAdmin(AdminPages, admin.ModelAdmin):
             return incident.acknowledged_by.get_username()
         if incident.acknowledged_at:
             return "no user (an alert, an automation or a deleted account)"
-        return None
+        return self.get_empty_value_display()
 
     @admin.display(description="Drill", boolean=True, ordering="drill")
     def drill_label(self, incident):

@@ -63,7 +63,7 @@ def incident_pages(incident) -> list[Page]:
     return list(incident.pages.all())
 
 
-@admin.display(description="Status")
+@admin.display(description="Progress")
 def escalation_section(incident, request) -> str:
     return escalation_html(incident, request, incident_pages(incident))
 

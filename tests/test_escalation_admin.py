@@ -167,7 +167,7 @@ def test_after_the_last_step_it_says_when_the_escalation_runs_out(
     html = section(client, paged_incident)
     assert entry(html, "Step").startswith("2 of 2")
     assert entry(html, "Next").startswith(
-        "nothing more: the escalation is exhausted, due in 10 minutes")
+        "no more steps: exhausted in 10 minutes (at ")
     assert "Runs the steps again from step 1, now." in html
 
 

@@ -43,19 +43,23 @@ def clock(when, now) -> str:
     return local.strftime(shape)
 
 
-def due_words(due, now) -> str:
-    """"due in 5 minutes (at 14:07 UTC)". Rounded up: a step due in 4 min 10 s is "due in
-    5 minutes", never announced before it runs."""
+def when_words(due, now) -> str:
+    """"in 5 minutes (at 14:07 UTC)". Rounded up: a step due in 4 min 10 s is "in 5
+    minutes", never announced before it runs."""
     seconds = (due - now).total_seconds()
     if seconds <= 0:
         # The timer runs what is due within a minute; this is a page opened meanwhile.
-        return f"due now (since {clock(due, now)})"
+        return f"now (since {clock(due, now)})"
     minutes = math.ceil(seconds / 60)
     if minutes < 120:
         wait = f"{minutes} minute{'s' if minutes != 1 else ''}"
     else:
         wait = f"{minutes // 60} h {minutes % 60} min"
-    return f"due in {wait} (at {clock(due, now)})"
+    return f"in {wait} (at {clock(due, now)})"
+
+
+def due_words(due, now) -> str:
+    return f"due {when_words(due, now)}"
 
 
 def repeat_words(loop: int, repeat: int) -> str:
@@ -93,7 +97,8 @@ def next_words(row: Escalation, now) -> str:
         return f"step 1, {due}"
     count, repeat = len(row.steps), row.plan.get("repeat", 0)
     if row.next_step >= count:
-        return f"nothing more: the escalation is exhausted, {due}, unless someone acknowledges"
+        return (f"no more steps: exhausted {when_words(row.next_due_at, now)} unless "
+                "someone acknowledges")
     again = f" again ({repeat_words(row.loop, repeat)})" if row.loop else ""
     return f"step {row.next_step + 1} of {count}{again}, {due}"
 
@@ -119,6 +124,10 @@ def escalate_button(incident, row: Escalation | None):
         reverse("admin:oncall_escalation_escalate", args=[incident.pk]), button_words(row))
 
 
+def panel(content):
+    return format_html('<div class="tocsin-escalation-panel">{}</div>', content)
+
+
 def escalation_html(incident, request, pages):
     """The section: ``pages`` are the incident's pages, read once for this and the Pages
     section (oncall/contributions.py)."""
@@ -127,13 +136,13 @@ def escalation_html(incident, request, pages):
     if row is None:
         policy = escalation.policy_for(incident)
         if policy is None:
-            return format_html(
+            return panel(format_html(
                 "<p>No escalation policy: nobody is paged automatically.</p>{}",
-                PAGE_SOMEONE_HINT if may_press else "")
-        return format_html(
+                PAGE_SOMEONE_HINT if may_press else ""))
+        return panel(format_html(
             "<p>Policy <strong>{}</strong> has not started for this incident (it opened "
             "before it had the policy).</p>{}",
-            policy.name, escalate_button(incident, None) if may_press else "")
+            policy.name, escalate_button(incident, None) if may_press else ""))
     now = timezone.now()
     name = row.plan["name"] if row.plan else (row.policy.name if row.policy else "(deleted)")
     count = len(row.steps)
@@ -161,9 +170,9 @@ def escalation_html(incident, request, pages):
         footer = PAGE_SOMEONE_HINT
     else:
         footer = escalate_button(incident, row) if may_press else ""
-    return format_html(
+    return panel(format_html(
         '<dl class="tocsin-escalation">{}</dl>{}',
-        format_html_join("", "<dt>{}</dt><dd>{}</dd>", rows), footer)
+        format_html_join("", "<dt>{}</dt><dd>{}</dd>", rows), footer))
 
 
 # The list, and the button's view ------------------------------------------------------------
