@@ -383,5 +383,16 @@ def test_administrator_lists_the_escalations(client, administrator, paged_incide
     assert "Primary" in html and "due in 5 minutes" in html
     assert client.get(reverse("admin:oncall_escalation_change",
                               args=[paged_incident.pk])).status_code == 200
-    assert client.post(reverse("admin:oncall_escalation_delete",
-                               args=[paged_incident.pk])).status_code == 403
+    assert client.post(reverse("admin:oncall_escalation_change",
+                               args=[paged_incident.pk]), {"status": "stopped"}).status_code == 403
+    assert Escalation.objects.get(pk=paged_incident.pk).status == "active"
+
+
+def test_administrator_deletes_an_incident_with_its_escalation(client, administrator,
+                                                                paged_incident):
+    client.force_login(administrator)
+    url = reverse("admin:incidents_incident_delete", args=[paged_incident.pk])
+    # The confirmation lists the escalation among what goes, with no permission missing.
+    assert "<li>Escalations: 1</li>" in client.get(url).text
+    client.post(url, {"post": "yes"})
+    assert not Incident.objects.exists() and not Escalation.objects.exists()

@@ -180,7 +180,9 @@ def escalation_html(incident, request, pages):
 @admin.register(Escalation)
 class EscalationAdmin(ReadOnlyLogAdmin):
     """Every incident's escalation, for whoever may view them. The row is the engine's
-    state: it is never edited or deleted by hand (deleting it would stop the paging)."""
+    state: never edited by hand. Deleting follows the delete permission, as for the other
+    records the system writes: an incident's deletion cascades to it, and the admin
+    refuses to delete an incident whose related rows its user may not delete."""
 
     list_display = ["incident_link", "policy_name", "status_label", "step_label",
                     "next_due", "last_step_at"]
@@ -194,9 +196,6 @@ class EscalationAdmin(ReadOnlyLogAdmin):
     class Media:
         css = {"all": CSS}
         js = JS
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     @admin.display(description="Incident", ordering="incident__number")
     def incident_link(self, row):
