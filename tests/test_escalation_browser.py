@@ -160,3 +160,18 @@ def test_incident_list_shows_who_is_paged(page, responder, escalating):
     row = page.locator("#result_list tbody tr", has_text="Disk full on db-1")
     expect(row.locator(".field-assignee_list")).to_have_text("pia")
     shoot(page, "escalation-incident-list")
+
+
+def test_administrator_lists_the_running_escalations(page, administrator, escalating):
+    log_in(page, administrator)
+    page.goto("/admin/oncall/escalation/?status__exact=active")
+    row = page.locator("#result_list tbody tr", has_text="Disk full on db-1")
+    expect(row.locator(".field-status_label")).to_have_text("Running")
+    expect(row.locator(".field-next_due")).to_contain_text("due in 5 minutes")
+    shoot(page, "escalation-list")
+    row.get_by_role("link", name="Primary on-call").click()
+    expect(page.locator(".field-plan_text")).to_contain_text("Primary on-call")
+    shoot(page, "escalation-list-row")
+    page.go_back()
+    page.get_by_role("link", name="#1 Disk full on db-1").click()
+    expect(page.locator("#content h2").first).to_have_text("#1 Disk full on db-1")

@@ -5,6 +5,7 @@ escalations, whose admin hosts the button's view (docs/escalation.md).
 The section reads the Escalation row and its snapshot of the policy, never the policy as
 edited since: it says what the engine (oncall/escalation.py) will do."""
 
+import json
 import math
 
 from django.contrib import admin, messages
@@ -185,13 +186,17 @@ class EscalationAdmin(ReadOnlyLogAdmin):
     refuses to delete an incident whose related rows its user may not delete."""
 
     list_display = ["incident_link", "policy_name", "status_label", "step_label",
-                    "next_due", "last_step_at"]
+                    "next_due", "last_step"]
+    # The incident column links to the incident; the policy's to this row's page.
+    list_display_links = ["policy_name"]
     list_filter = ["status"]
     search_fields = ["=incident__number", "incident__title"]
     list_select_related = ["incident", "policy"]
     list_per_page = 100
-    exclude = ["incident", "plan"]
-    readonly_fields = ["incident_link", "policy_name", "plan_text"]
+    # Steps numbered from 1 as on the incident page, the snapshot as indented JSON.
+    fields = ["incident_link", "policy", "status_label", "note", "step_label", "loop",
+              "next_due_at", "steps_run", "last_step_at", "created_at", "plan_text"]
+    readonly_fields = fields
 
     class Media:
         css = {"all": CSS}
@@ -223,9 +228,14 @@ class EscalationAdmin(ReadOnlyLogAdmin):
     def next_due(self, row):
         return due_words(row.next_due_at, timezone.now()) if row.next_due_at else None
 
+    @admin.display(description="Last step ran", ordering="last_step_at")
+    def last_step(self, row):
+        return clock(row.last_step_at, timezone.now()) if row.last_step_at else None
+
     @admin.display(description="Policy as run")
     def plan_text(self, row):
-        return format_html("<pre>{}</pre>", row.plan) if row.plan else None
+        return format_html('<pre class="tocsin-escalation__plan">{}</pre>',
+                           json.dumps(row.plan, indent=2)) if row.plan else None
 
     def get_urls(self):
         return [
