@@ -159,6 +159,9 @@ def test_incident_list_shows_who_is_paged(page, responder, escalating):
     page.goto("/admin/incidents/incident/")
     row = page.locator("#result_list tbody tr", has_text="Disk full on db-1")
     expect(row.locator(".field-assignee_list")).to_have_text("pia")
+    # The columns fit beside the sidebar and the filters: nothing scrolls out of sight.
+    assert page.evaluate("() => { const list = document.querySelector('.results');"
+                         " return list.scrollWidth <= list.clientWidth; }")
     shoot(page, "escalation-incident-list")
 
 
