@@ -220,6 +220,8 @@ def test_drill_the_policy_does_not_page_for_says_why(client, responder, service,
     assert entry(html, "Status") == (
         "Not paging Drill: policy Primary does not page people for drills.")
     assert not Page.objects.exists()
+    # A person may still page for it, and is told so.
+    assert "Runs step 1 of 2 now, paging people for this drill." in html
 
 
 def test_policy_without_steps_offers_paging_by_hand_instead_of_a_button(

@@ -104,13 +104,18 @@ def next_words(row: Escalation, now) -> str:
     return f"step {row.next_step + 1} of {count}{again}, {due}"
 
 
-def button_words(row: Escalation | None) -> str:
+def button_words(incident, row: Escalation | None) -> str:
     """What pressing "Escalate now" does (oncall.escalation.escalate_now)."""
     if row is None or row.plan is None:
-        return "Runs step 1 now."
-    if row.next_step < len(row.steps):
-        return f"Runs step {row.next_step + 1} of {len(row.steps)} now."
-    return "Runs the steps again from step 1, now."
+        words = "Runs step 1 now."
+    elif row.next_step < len(row.steps):
+        words = f"Runs step {row.next_step + 1} of {len(row.steps)} now."
+    else:
+        words = "Runs the steps again from step 1, now."
+    if incident.drill and row is not None and row.status == Status.SKIPPED:
+        # By hand, the steps page people even for a drill the policy leaves alone.
+        words = f"{words[:-1]}, paging people for this drill."
+    return words
 
 
 # The incident page's section ---------------------------------------------------------------
@@ -122,7 +127,8 @@ def escalate_button(incident, row: Escalation | None):
         '<div class="tocsin-escalate-now"><button type="submit" class="button" '
         'formaction="{}" formmethod="post" formnovalidate>Escalate now</button> '
         '<span class="tocsin-escalation__hint">{}</span></div>',
-        reverse("admin:oncall_escalation_escalate", args=[incident.pk]), button_words(row))
+        reverse("admin:oncall_escalation_escalate", args=[incident.pk]),
+        button_words(incident, row))
 
 
 def panel(content):
