@@ -149,9 +149,11 @@ def advance(escalation: Escalation, incident: Incident, *, now, by_hand: bool, a
     words = f"step {number} of {len(steps)} of {escalation.plan['name']}" + \
         (f", repeat {loop}" if loop else "")
     for problem in problems:
+        # Only the first letter: str.capitalize() would lower-case the rest, the names of
+        # schedules and teams among it ("Schedule nights has nobody on call").
         TimelineEntry.objects.create(
             incident=incident, kind=TimelineEntry.Kind.ESCALATION, actor=actor,
-            message=f"{problem.capitalize()} ({words})",
+            message=f"{problem[:1].upper()}{problem[1:]} ({words})",
             data={"step": step, "loop": loop, "problem": True})
     if not users:
         TimelineEntry.objects.create(
