@@ -351,8 +351,12 @@ def run_due(limit: int = 1000) -> int:
 
 
 def next_due(now) -> object:
-    """The earliest due time of a running escalation or a waiting page message."""
-    step = Escalation.objects.filter(status=Status.ACTIVE).aggregate(at=Min("next_due_at"))
+    """The earliest due time, after ``now``, of a running escalation or a waiting page
+    message. A step already past due was just tried by run_due (it failed, or another
+    worker has it): counting it would have the timer sleep 0 s and retry it for its whole
+    window; it is retried by the next minute's run."""
+    step = Escalation.objects.filter(status=Status.ACTIVE, next_due_at__gt=now) \
+        .aggregate(at=Min("next_due_at"))
     message = PersonalNotification.objects.filter(
         status=PersonalNotification.Status.PENDING, purpose=PersonalNotification.Purpose.PAGE,
         next_attempt_at__gt=now).aggregate(at=Min("next_attempt_at"))
