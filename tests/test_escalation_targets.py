@@ -127,3 +127,26 @@ def test_a_deactivated_user_target_is_skipped_with_a_timeline_entry(inline, cloc
     assert pages(incident) == [("ann", 0, 0)]
     assert "1 deactivated user(s) skipped (step 1 of 1 of Checkout on call)" in \
         timeline(incident, "escalation")
+
+
+def test_a_schedule_deleted_after_the_policy_changed_is_named_on_the_timeline(
+        inline, clock, service, team):
+    ann = person("ann")
+    nights = Schedule.objects.create(name="Nights", team=team, time_zone="UTC",
+                                     fallback_user=ann)
+    policy = make_policy(team, step(5, ann), step(5, nights))
+    service.escalation_policy = policy
+    service.save()
+    incident = open_incident(inline, service)
+    # The running escalation still holds the schedule in its snapshot; the policy no
+    # longer does, so the schedule may go.
+    policy.steps.all().delete()
+    schedule_id = nights.pk
+    nights.delete()
+
+    run_when_due(clock, inline, incident)
+
+    assert pages(incident) == [("ann", 0, 0)]
+    assert f"Schedule {schedule_id} no longer exists (step 2 of 2 of Checkout on call)" in \
+        timeline(incident, "escalation")
+    assert escalation_of(incident).next_step == 2
