@@ -149,9 +149,11 @@ def advance(escalation: Escalation, incident: Incident, *, now, by_hand: bool, a
     words = f"step {number} of {len(steps)} of {escalation.plan['name']}" + \
         (f", repeat {loop}" if loop else "")
     for problem in problems:
+        # Only the first letter: str.capitalize() would lower-case the rest, the names of
+        # schedules and teams among it ("Schedule nights has nobody on call").
         TimelineEntry.objects.create(
             incident=incident, kind=TimelineEntry.Kind.ESCALATION, actor=actor,
-            message=f"{problem.capitalize()} ({words})",
+            message=f"{problem[:1].upper()}{problem[1:]} ({words})",
             data={"step": step, "loop": loop, "problem": True})
     if not users:
         TimelineEntry.objects.create(
@@ -349,8 +351,12 @@ def run_due(limit: int = 1000) -> int:
 
 
 def next_due(now) -> object:
-    """The earliest due time of a running escalation or a waiting page message."""
-    step = Escalation.objects.filter(status=Status.ACTIVE).aggregate(at=Min("next_due_at"))
+    """The earliest due time, after ``now``, of a running escalation or a waiting page
+    message. A step already past due was just tried by run_due (it failed, or another
+    worker has it): counting it would have the timer sleep 0 s and retry it for its whole
+    window; it is retried by the next minute's run."""
+    step = Escalation.objects.filter(status=Status.ACTIVE, next_due_at__gt=now) \
+        .aggregate(at=Min("next_due_at"))
     message = PersonalNotification.objects.filter(
         status=PersonalNotification.Status.PENDING, purpose=PersonalNotification.Purpose.PAGE,
         next_attempt_at__gt=now).aggregate(at=Min("next_attempt_at"))
