@@ -210,3 +210,62 @@ def test_acknowledged_by_is_in_the_incidents_api(three_steps, rita):
     body = api.post(f"/api/v1/incidents/{three_steps.pk}/acknowledge/").json()
 
     assert body["acknowledged_by"] == {"id": rita.pk, "username": "rita"}
+
+
+def test_escalating_a_drill_by_hand_pages_that_step_only(inline, clock, service, team, rita):
+    ann, bob = person("ann"), person("bob")
+    service.escalation_policy = make_policy(team, step(5, ann), step(5, bob))
+    service.save()
+    drill = open_incident(inline, service, drill=True)
+
+    assert inline(escalate, rita, drill.pk).status_code == 200
+
+    # The policy does not page drills: the responder's step runs, and nothing follows by
+    # itself.
+    row = escalation_of(drill)
+    assert (row.status, row.next_due_at) == ("skipped", None)
+    clock.advance(hours=1)
+    assert inline(escalation.run_due) == 0
+    assert pages(drill) == [("ann", 0, 0)]
+
+
+def test_exhausting_after_an_escalation_by_hand_counts_the_rounds_that_ran(
+        inline, clock, service, team, rita):
+    ann = person("ann")
+    service.escalation_policy = make_policy(team, step(5, ann))
+    service.save()
+    incident = open_incident(inline, service)
+    run_when_due(clock, inline, incident)
+    inline(escalate, rita, incident.pk)
+
+    run_when_due(clock, inline, incident)
+
+    assert escalation_of(incident).status == "exhausted"
+    assert timeline(incident, "escalation")[-1] == (
+        "Escalation exhausted: every step of Checkout on call ran 2 times and nobody "
+        "acknowledged")
+
+
+def test_steps_added_to_an_empty_policy_count_when_someone_escalates_by_hand(
+        inline, clock, service, team, rita):
+    policy = make_policy(team)
+    service.escalation_policy = policy
+    service.save()
+    incident = open_incident(inline, service)
+    assert escalation_of(incident).status == "skipped"
+    from_now_on = policy.steps.create(position=0, delay_minutes=5)
+    from_now_on.targets.create(user=person("bob"))
+
+    assert inline(escalate, rita, incident.pk).status_code == 200
+
+    assert pages(incident) == [("bob", 0, 0)]
+
+
+def test_an_escalation_by_hand_names_who_asked_in_the_timeline_and_the_email(
+        three_steps, inline, rita, portal_settings):
+    inline(escalate, rita, three_steps.pk)
+
+    entry = three_steps.timeline.get(kind="escalation", data__key="policy:0:1")
+    assert entry.actor == rita
+    [email] = escalation_emails()
+    assert "By: rita" in email.body

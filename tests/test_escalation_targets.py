@@ -125,7 +125,7 @@ def test_a_deactivated_user_target_is_skipped_with_a_timeline_entry(inline, cloc
     incident = open_incident(inline, service)
 
     assert pages(incident) == [("ann", 0, 0)]
-    assert "1 deactivated user(s) skipped (step 1 of 1 of Checkout on call)" in \
+    assert "1 deactivated or deleted user(s) skipped (step 1 of 1 of Checkout on call)" in \
         timeline(incident, "escalation")
 
 
