@@ -18,8 +18,9 @@ from incidents.signals import incident_escalated
 Status = Incident.Status
 
 
-def escalate(incident: Incident, *, reason: str, key: str) -> bool:
-    """Record one escalation. Returns False when this key was already recorded."""
+def escalate(incident: Incident, *, reason: str, key: str, actor=None) -> bool:
+    """Record one escalation (``actor``: the person who asked for it, if one did). Returns
+    False when this key was already recorded."""
     with transaction.atomic():
         # Lock the incident so two sweepers cannot both find the key missing.
         Incident.objects.select_for_update().filter(pk=incident.pk).first()
@@ -28,9 +29,10 @@ def escalate(incident: Incident, *, reason: str, key: str) -> bool:
             return False
         TimelineEntry.objects.create(
             incident=incident, kind=TimelineEntry.Kind.ESCALATION, message=reason,
-            data={"key": key},
+            data={"key": key}, actor=actor,
         )
-        incident_escalated.send(sender=Incident, incident=incident, reason=reason, key=key)
+        incident_escalated.send(sender=Incident, incident=incident, reason=reason, key=key,
+                                actor=actor)
     return True
 
 

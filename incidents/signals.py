@@ -11,5 +11,6 @@ incident_status_changed = Signal()
 
 # An incident escalated: an SLA breach, or (with escalation policies) a step that moved to
 # the next level. Sent inside the transaction that records it on the timeline, once per
-# escalation. Arguments: incident, reason (a sentence), key (stable id of the escalation).
+# escalation. Arguments: incident, reason (a sentence), key (stable id of the escalation),
+# actor (the user who asked for it, or None when it happened by itself).
 incident_escalated = Signal()

@@ -49,13 +49,13 @@ def on_incident_status(sender, incident, new_status, actor=None, **kwargs):
            recipients=portal.recipients_for(NotificationType.INCIDENTS))
 
 
-def on_escalation(sender, incident, reason, key, **kwargs):
+def on_escalation(sender, incident, reason, key, actor=None, **kwargs):
     email = Email(
         subject=f"[Tocsin] Escalation on incident #{incident.number}: {reason}",
         headline=f"Incident #{incident.number} escalated",
         text=reason,
         facts=[("What", reason), *incident_facts(incident), ("Status", incident.status),
-               ("When", when()), ("By", "Tocsin (automatic)")],
+               ("When", when()), ("By", by(actor))],
         url=incident_url(incident.pk),
     )
     record(NotificationType.ESCALATIONS, "incident.escalated",

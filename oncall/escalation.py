@@ -122,7 +122,10 @@ def run_step(incident_id: int, *, by_hand: bool = False, actor=None) -> str:
         if not by_hand and incident.status != Incident.Status.TRIGGERED:
             stop(escalation, f"incident is {incident.status}")
             return "stopped"
-        if escalation.plan is None:
+        if escalation.plan is None or (by_hand and not escalation.steps_run
+                                       and not escalation.steps and escalation.policy):
+            # Copied when the first step runs; a policy that had no steps then (so nothing
+            # ran) is read again when someone escalates by hand, steps added since count.
             escalation.plan = snapshot(escalation.policy) if escalation.policy else \
                 {"policy": None, "name": "(deleted)", "repeat": 0, "page_drills": False,
                  "steps": []}
@@ -149,9 +152,11 @@ def advance(escalation: Escalation, incident: Incident, *, now, by_hand: bool, a
     words = f"step {number} of {len(steps)} of {escalation.plan['name']}" + \
         (f", repeat {loop}" if loop else "")
     for problem in problems:
+        # Only the first letter: str.capitalize() would lower-case the rest, the names of
+        # schedules and teams among it ("Schedule nights has nobody on call").
         TimelineEntry.objects.create(
             incident=incident, kind=TimelineEntry.Kind.ESCALATION, actor=actor,
-            message=f"{problem.capitalize()} ({words})",
+            message=f"{problem[:1].upper()}{problem[1:]} ({words})",
             data={"step": step, "loop": loop, "problem": True})
     if not users:
         TimelineEntry.objects.create(
@@ -160,7 +165,7 @@ def advance(escalation: Escalation, incident: Incident, *, now, by_hand: bool, a
             data={"step": step, "loop": loop, "problem": True})
     if step or loop or by_hand:
         how = f"by {display_name(actor)}" if actor else ("by hand" if by_hand else "")
-        escalate(incident, key=f"policy:{loop}:{step}",
+        escalate(incident, key=f"policy:{loop}:{step}", actor=actor,
                  reason=f"Escalated to {words}" + (f" {how}" if how else "")
                  + (f": paging {', '.join(display_name(u) for u in users)}" if users else ""))
     for user in users:
@@ -171,11 +176,15 @@ def advance(escalation: Escalation, incident: Incident, *, now, by_hand: bool, a
                                                       escalation.plan["repeat"])
     escalation.steps_run += 1
     escalation.last_step_at = now
-    still_triggered = incident.status == Incident.Status.TRIGGERED
-    escalation.status = Status.ACTIVE if still_triggered else Status.STOPPED
+    # Goes on by itself only for a triggered incident that may page automatically: a step
+    # run by hand for a drill the policy does not page pages that step's people, no more.
+    paused = paging_paused(incident, escalation.plan)
+    still_triggered = incident.status == Incident.Status.TRIGGERED and not paused
+    escalation.status = Status.ACTIVE if still_triggered else \
+        Status.SKIPPED if paused else Status.STOPPED
     escalation.next_due_at = now + timedelta(minutes=steps[step]["delay_minutes"]) \
         if still_triggered else None
-    escalation.note = ""
+    escalation.note = paused[:255]
     escalation.save()
     if still_triggered:
         transaction.on_commit(lambda: schedule_run(incident.pk, escalation.next_due_at))
@@ -208,7 +217,7 @@ def step_users(step: dict, *, at) -> tuple[list, list[str]]:
     by_id = User.objects.filter(is_active=True).in_bulk(users)
     inactive = [pk for pk in users if pk not in by_id]
     if inactive:
-        problems.append(f"{len(inactive)} deactivated user(s) skipped")
+        problems.append(f"{len(inactive)} deactivated or deleted user(s) skipped")
     return [by_id[pk] for pk in users if pk in by_id], problems
 
 
@@ -231,7 +240,9 @@ def target_user_ids(kind: str, pk: int, *, at) -> tuple[list[int], str]:
 
 
 def exhaust(escalation: Escalation, incident: Incident) -> None:
-    runs = escalation.plan["repeat"] + 1
+    # Rounds actually run: one more than the plan's repeats after an Escalate now that
+    # started the steps again.
+    runs = escalation.loop + 1
     escalation.status, escalation.next_due_at = Status.EXHAUSTED, None
     escalation.note = "every step ran and nobody acknowledged"
     escalation.save()
@@ -349,8 +360,12 @@ def run_due(limit: int = 1000) -> int:
 
 
 def next_due(now) -> object:
-    """The earliest due time of a running escalation or a waiting page message."""
-    step = Escalation.objects.filter(status=Status.ACTIVE).aggregate(at=Min("next_due_at"))
+    """The earliest due time, after ``now``, of a running escalation or a waiting page
+    message. A step already past due was just tried by run_due (it failed, or another
+    worker has it): counting it would have the timer sleep 0 s and retry it for its whole
+    window; it is retried by the next minute's run."""
+    step = Escalation.objects.filter(status=Status.ACTIVE, next_due_at__gt=now) \
+        .aggregate(at=Min("next_due_at"))
     message = PersonalNotification.objects.filter(
         status=PersonalNotification.Status.PENDING, purpose=PersonalNotification.Purpose.PAGE,
         next_attempt_at__gt=now).aggregate(at=Min("next_attempt_at"))

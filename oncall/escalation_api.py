@@ -11,7 +11,7 @@ from rest_framework.views import APIView
 
 from incidents.models import Incident
 from oncall import escalation
-from oncall.models import Escalation
+from oncall.models import Escalation, Page
 
 
 class EscalationSerializer(serializers.ModelSerializer):
@@ -43,6 +43,11 @@ class EscalationSerializer(serializers.ModelSerializer):
 class EscalateView(APIView):
     """Run the next step now; the escalation goes on from there while the incident is
     triggered. 409 when there is nothing to run (resolved, no policy, no steps)."""
+
+    # GroupModelPermissions, the API's default, needs a queryset to find the model whose
+    # permission a method needs (without one every request was a 500): a POST here needs
+    # oncall.add_page, as paging someone by hand does.
+    queryset = Page.objects.none()
 
     @extend_schema(request=None, responses=EscalationSerializer)
     def post(self, request, incident_pk: int):

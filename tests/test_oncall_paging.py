@@ -174,9 +174,11 @@ def test_messages_still_due_when_the_incident_is_acknowledged_are_not_sent(
     page = inline(page_user, incident, rita)
     lifecycle.acknowledge(incident, actor=rita)
     later = page.notifications.get(delay_minutes=15)
+    # Cancelled by the acknowledgement itself, not only when it falls due.
+    assert later.status == Status.CANCELLED
     make_due(later)
 
-    assert send_personal_notification(later.pk).startswith("cancelled")
+    assert send_personal_notification(later.pk) == "not due or already taken"
 
     later.refresh_from_db()
     assert later.status == Status.CANCELLED
@@ -323,18 +325,21 @@ def test_timeline_entries_name_the_method_by_its_label_never_its_address(inline,
     assert not any("rita.work@example.com" in message for message in messages)
 
 
-def test_an_acknowledgement_after_the_check_but_before_the_send_still_stops_it(
+def test_an_acknowledgement_after_the_claim_but_before_the_send_still_stops_it(
         incident, rita, monkeypatch):
     rule(rita, "email", "rita.work@example.com", 0)
     page = page_user(incident, rita)
     row = page.notifications.get()
     real_claim = personal_outbox.claim
 
-    def claim_while_someone_acknowledges(pk):
+    def claim_then_someone_acknowledges(pk):
+        # The acknowledgement cancels waiting messages, but not one a worker holds: the
+        # worker checks again before sending.
+        claimed = real_claim(pk)
         lifecycle.acknowledge(incident)
-        return real_claim(pk)
+        return claimed
 
-    monkeypatch.setattr(personal_outbox, "claim", claim_while_someone_acknowledges)
+    monkeypatch.setattr(personal_outbox, "claim", claim_then_someone_acknowledges)
     assert send_personal_notification(row.pk).startswith("cancelled")
     row.refresh_from_db()
     assert row.status == Status.CANCELLED and "was acknowledged" in row.error

@@ -84,9 +84,11 @@ JOINING_QUERIES = 11
 #  12. INSERT the "resolved" timeline entry
 #  13. the service's destinations   14. INSERT their pending deliveries
 #  15. the notification settings   16-21. record the email, as 17-22 when opening
-#  22. RELEASE   23. mark the event completed   24. RELEASE
-#  after commit: 25. the pending deliveries to queue   26. the pending email to queue
-RESOLVING_QUERIES = 26
+#  22. stop the incident's escalation (a conditional UPDATE)
+#  23. cancel its page messages still waiting (one UPDATE)
+#  24. RELEASE   25. mark the event completed   26. RELEASE
+#  after commit: 27. the pending deliveries to queue   28. the pending email to queue
+RESOLVING_QUERIES = 28
 
 # Every admin page, signed in: 1. the session   2. the user
 #  3-4. the user's permissions (granted to the user, then through groups; cached for the
@@ -126,9 +128,9 @@ SCHEDULE_LIST_QUERIES = 12
 
 # GET /api/v1/incidents/ with a token:
 #  1. the token, with its user   2-3. the user's permissions
-#  4. the count for the page   5. the page of incidents, with alert counts
-#  6. their tags (prefetch_related)
-INCIDENT_API_LIST_QUERIES = 6
+#  4. the count for the page   5. the page of incidents, with alert counts and who
+#  acknowledged them   6. their tags   7. their assignees (both prefetch_related)
+INCIDENT_API_LIST_QUERIES = 7
 
 FEW, MANY = 3, 30
 
@@ -358,7 +360,7 @@ def test_schedule_list_costs_the_same_for_three_schedules_as_for_thirty(
 
 
 
-def test_alert_that_resolves_an_open_incident_costs_twenty_six_queries(
+def test_alert_that_resolves_an_open_incident_costs_twenty_eight_queries(
         routed_service, integration, handed_to_queue, django_assert_num_queries,
         django_capture_on_commit_callbacks):
     incident = lifecycle.open_incident(service=routed_service, title="DB down",
