@@ -221,18 +221,44 @@ def test_drill_the_policy_does_not_page_for_says_why(client, responder, service,
         "Not paging Drill: policy Primary does not page people for drills.")
     assert not Page.objects.exists()
     # A person may still page for it, and is told so.
-    assert "Runs step 1 of 2 now, paging people for this drill." in html
+    assert "Runs step 1 of 2 now: pages its people for this drill, that step only." in html
 
 
-def test_policy_without_steps_offers_paging_by_hand_instead_of_a_button(
-        client, responder, service, team):
+@pytest.fixture
+def stepless_incident(service, team):
+    """Opened under a policy without steps; the timer found nothing to run."""
     service.escalation_policy = EscalationPolicy.objects.create(name="Empty", team=team)
     service.save()
     incident = lifecycle.open_incident(service=service, title="Empty", entity_id="e")
     assert run_due_step(incident) == "skipped"
+    return incident
+
+
+def test_policy_without_steps_says_so_and_offers_to_read_it_again(
+        client, responder, stepless_incident):
     client.force_login(responder)
-    html = section(client, incident)
+    html = section(client, stepless_incident)
     assert entry(html, "Status") == "Not paging Policy Empty has no steps: nobody is paged."
+    assert "Reads the policy again and runs its step 1, if it has steps now." in html
+
+
+def test_steps_added_to_the_policy_since_run_when_someone_escalates(
+        client, responder, pia, stepless_incident):
+    step = EscalationStep.objects.create(policy=stepless_incident.service.escalation_policy,
+                                         delay_minutes=5)
+    EscalationTarget.objects.create(step=step, user=pia)
+    client.force_login(responder)
+    response = escalate(client, stepless_incident)
+    assert messages_of(response) == ["Ran step 1 of 1 of Empty, paged 1."]
+    assert Page.objects.get().user == pia
+
+
+def test_deleted_policy_without_steps_offers_paging_by_hand_instead_of_a_button(
+        client, responder, stepless_incident):
+    stepless_incident.service.escalation_policy.delete()
+    client.force_login(responder)
+    html = section(client, stepless_incident)
+    assert entry(html, "Policy") == "Empty"
     assert "Escalate now" not in html
     assert "Use <strong>Page someone</strong>" in html
 

@@ -108,13 +108,17 @@ def button_words(incident, row: Escalation | None) -> str:
     """What pressing "Escalate now" does (oncall.escalation.escalate_now)."""
     if row is None or row.plan is None:
         words = "Runs step 1 now."
+    elif not row.steps:
+        # The engine reads a policy that had no steps again when someone escalates.
+        words = "Reads the policy again and runs its step 1, if it has steps now."
     elif row.next_step < len(row.steps):
         words = f"Runs step {row.next_step + 1} of {len(row.steps)} now."
     else:
         words = "Runs the steps again from step 1, now."
     if incident.drill and row is not None and row.status == Status.SKIPPED:
-        # By hand, the steps page people even for a drill the policy leaves alone.
-        words = f"{words[:-1]}, paging people for this drill."
+        # By hand, a step pages its people even for a drill the policy leaves alone, and
+        # the escalation does not go on from there by itself.
+        words = f"{words[:-1]}: pages its people for this drill, that step only."
     return words
 
 
@@ -171,9 +175,8 @@ def escalation_html(incident, request, pages):
     upcoming = next_words(row, now)
     if upcoming:
         rows.append(("Next", upcoming))
-    no_steps = row.plan is not None and not count
-    if may_press and no_steps:
-        # escalate_now would refuse: the snapshot, not the policy edited since, is run.
+    if may_press and row.plan is not None and not count and row.policy_id is None:
+        # Nothing to run and no policy left to read again: escalate_now would refuse.
         footer = PAGE_SOMEONE_HINT
     else:
         footer = escalate_button(incident, row) if may_press else ""
