@@ -1,8 +1,9 @@
 from django.contrib import admin, messages
 from django.contrib.admin.templatetags.admin_urls import admin_urlname
 from django.contrib.admin.utils import unquote
+from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, Q
+from django.db.models import Count, Prefetch, Q
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils.decorators import method_decorator
@@ -13,6 +14,8 @@ from django.views.decorators.http import require_POST
 from incidents import extensions, lifecycle
 from incidents.models import SLA, EscalationPolicy, Incident, Priority, Service, Tag, Team
 from tocsin.adminkit import CSS, JS, AdminPages, badge
+
+User = get_user_model()
 
 admin.site.site_header = "Tocsin"
 admin.site.site_title = "Tocsin"
@@ -98,8 +101,11 @@ class OpenFilter(admin.SimpleListFilter):
 @admin.register(Incident)
 class IncidentAdmin(AdminPages, admin.ModelAdmin):
     list_display = [
-        "number_label", "title", "status_label", "urgency", "service", "entity_id",
-        "alert_count", "drill_label", "created_at",
+        # No Drill column: the Status column's badge says so, and the filter finds them.
+        # Fewer, narrower columns keep the list within a laptop's width beside the
+        # sidebar and the filters.
+        "number_label", "title", "status_label", "assignee_list", "urgency", "service",
+        "entity_id", "alert_count", "created",
     ]
     list_display_links = ["number_label", "title"]
     list_filter = [OpenFilter, "status", "urgency", "service", "drill", "created_at"]
@@ -109,17 +115,19 @@ class IncidentAdmin(AdminPages, admin.ModelAdmin):
     list_per_page = 50
     change_form_template = "admin/incidents/incident/change_form.html"
     fieldsets = [
-        (None, {"fields": ["title", "summary", "status_label", "service", "entity_id"]}),
+        (None, {"fields": ["title", "summary", "status_label", "assignee_list", "service",
+                           "entity_id"]}),
         ("Classification", {"fields": [
             "urgency", "severity", "priority", "sla", "escalation_policy", "tags", "labels",
             "room_prefix", "drill",
         ]}),
-        ("Times", {"fields": ["created_at", "acknowledged_at", "resolved_at", "unique_id"]}),
+        ("Times", {"fields": ["created_at", "acknowledged_at", "acknowledged_by_label",
+                              "resolved_at", "unique_id"]}),
         ("Timeline", {"fields": ["timeline_html"]}),
     ]
     readonly_fields = [
-        "status_label", "service", "entity_id", "drill", "created_at", "acknowledged_at",
-        "resolved_at", "unique_id", "timeline_html",
+        "status_label", "assignee_list", "service", "entity_id", "drill", "created_at",
+        "acknowledged_at", "acknowledged_by_label", "resolved_at", "unique_id", "timeline_html",
     ]
     filter_horizontal = ["tags"]
 
@@ -130,8 +138,12 @@ class IncidentAdmin(AdminPages, admin.ModelAdmin):
     def get_queryset(self, request):
         return (
             super().get_queryset(request)
-            .select_related("service")
+            .select_related("service", "acknowledged_by")
             .annotate(alerts_total=Count("alerts"))
+            # One query for the whole page of incidents, whatever its length.
+            .prefetch_related(Prefetch("assignees",
+                                       queryset=User.objects.order_by("username")
+                                       .only("pk", "username")))
         )
 
     def has_add_permission(self, request):
@@ -158,9 +170,24 @@ class IncidentAdmin(AdminPages, admin.ModelAdmin):
             return format_html("{} {}", label, badge("drill", "Drill"))
         return label
 
-    @admin.display(description="Drill", boolean=True, ordering="drill")
-    def drill_label(self, incident):
-        return incident.drill
+    @admin.display(description="Assignees")
+    def assignee_list(self, incident):
+        # Who is paged about it now: the latest escalation step's people and anyone paged
+        # by hand since (set by the on-call app).
+        return ", ".join(user.get_username() for user in incident.assignees.all()) \
+            or self.get_empty_value_display()
+
+    @admin.display(description="Acknowledged by")
+    def acknowledged_by_label(self, incident):
+        if incident.acknowledged_by_id:
+            return incident.acknowledged_by.get_username()
+        if incident.acknowledged_at:
+            return "no user (an alert, an automation or a deleted account)"
+        return self.get_empty_value_display()
+
+    @admin.display(description="Created", ordering="created_at")
+    def created(self, incident):
+        return localtime(incident.created_at).strftime("%Y-%m-%d %H:%M")
 
     @admin.display(description="Alerts", ordering="alerts_total")
     def alert_count(self, incident):
@@ -183,15 +210,25 @@ class IncidentAdmin(AdminPages, admin.ModelAdmin):
         )
         return format_html('<ol class="tocsin-timeline">{}</ol>', rows)
 
+    def panel_fields(self, request) -> list:
+        """The sections other apps add below the timeline (what the destinations app sent,
+        the on-call app's escalation and pages: incidents/extensions.py), as read-only
+        fields. Made once per request and kept on it: a panel that depends on who looks is
+        a new callable bound to the request, and the fieldsets and the read-only fields,
+        each asked for more than once, must name the same callables."""
+        fields = getattr(request, "_tocsin_incident_panels", None)
+        if fields is None:
+            fields = [panel.field(request) for panel in extensions.incident_panels]
+            request._tocsin_incident_panels = fields
+        return fields
+
     def get_fieldsets(self, request, obj=None):
-        # Sections other apps add below the timeline, such as what the destinations app
-        # sent (incidents/extensions.py).
-        panels = [(panel.title, {"fields": [panel.render]}) for panel in extensions.incident_panels]
+        panels = [(panel.title, {"fields": [field]}) for panel, field
+                  in zip(extensions.incident_panels, self.panel_fields(request), strict=True)]
         return [*super().get_fieldsets(request, obj), *panels]
 
     def get_readonly_fields(self, request, obj=None):
-        panels = [panel.render for panel in extensions.incident_panels]
-        return [*super().get_readonly_fields(request, obj), *panels]
+        return [*super().get_readonly_fields(request, obj), *self.panel_fields(request)]
 
     def _change_selected(self, request, queryset, change, verb):
         changed = [incident for incident in queryset if change(incident, actor=request.user)]

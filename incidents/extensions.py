@@ -15,10 +15,13 @@ Four points:
 - ``add_service_inline``: an inline of the Service admin page.
 - ``add_incident_panel``: a read-only section of the incident admin page, one callable
   that takes the incident and returns HTML (its ``admin.display`` description labels it).
+  With ``with_request=True`` it takes the request too, for what depends on who looks (a
+  button only some may press). Panels show in the order they were added.
 - ``add_escalation_policy_inline``: an inline of the EscalationPolicy admin page (its steps,
   which the on-call app owns).
 """
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -39,6 +42,19 @@ class ServiceApiField:
 class IncidentPanel:
     title: str
     render: Callable
+    with_request: bool = False
+
+    def field(self, request) -> Callable:
+        """The panel as a read-only field of the admin: a callable of the incident alone.
+        The wrapper keeps the render's name and ``admin.display`` attributes, which label
+        the field."""
+        if not self.with_request:
+            return self.render
+
+        @functools.wraps(self.render)
+        def render(incident):
+            return self.render(incident, request)
+        return render
 
 
 service_api_fields: list[ServiceApiField] = []
@@ -55,8 +71,8 @@ def add_service_inline(inline: type[InlineModelAdmin]):
     service_inlines.append(inline)
 
 
-def add_incident_panel(title: str, render: Callable):
-    incident_panels.append(IncidentPanel(title, render))
+def add_incident_panel(title: str, render: Callable, *, with_request: bool = False):
+    incident_panels.append(IncidentPanel(title, render, with_request))
 
 
 def add_escalation_policy_inline(inline: type[InlineModelAdmin]):

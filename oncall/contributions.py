@@ -1,17 +1,18 @@
 """What the on-call app adds to the incidents app's admin pages (incidents/extensions.py):
-the "Pages" section of the incident page, who was paged and how each message went, and a
-button to page someone by hand."""
+the incident page's "Escalation" section (oncall/admin/escalation.py) and its "Pages"
+section, who was paged and how each message went, with a button to page someone by hand."""
 
 from django.contrib import admin
 from django.contrib.auth import get_user_model
-from django.db.models import Prefetch
+from django.db.models import Prefetch, prefetch_related_objects
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.timezone import localtime
 
 from incidents import extensions
+from oncall.admin.escalation import escalation_html
 from oncall.admin.policies import EscalationStepInline
-from oncall.models import PersonalNotification
+from oncall.models import Page, PersonalNotification
 from tocsin.adminkit import badge
 
 User = get_user_model()
@@ -49,14 +50,30 @@ def page_someone_form(incident):
     )
 
 
+def incident_pages(incident) -> list[Page]:
+    """The incident's pages with their people and messages, read once per incident page:
+    the Escalation and Pages sections both show them (Django keeps the prefetched rows on
+    the incident, which both sections are given)."""
+    prefetch_related_objects([incident], Prefetch(
+        "pages", queryset=Page.objects.select_related("user").prefetch_related(
+            Prefetch("notifications",
+                     queryset=PersonalNotification.objects.select_related("contact_method")
+                     .order_by("next_attempt_at", "id"))
+        ).order_by("created_at", "id")))
+    return list(incident.pages.all())
+
+
+@admin.display(description="Progress")
+def escalation_section(incident, request) -> str:
+    return escalation_html(incident, request, incident_pages(incident))
+
+
 @admin.display(description="Pages")
-def pages_html(incident) -> str:
-    pages = incident.pages.select_related("user").prefetch_related(
-        Prefetch("notifications",
-                 queryset=PersonalNotification.objects.select_related("contact_method")
-                 .order_by("next_attempt_at", "id"))
-    ).order_by("created_at", "id")
-    form = page_someone_form(incident) if incident.is_open else ""
+def pages_html(incident, request) -> str:
+    pages = incident_pages(incident)
+    # Only those who may page see the form (the view refuses the others anyway).
+    form = page_someone_form(incident) \
+        if incident.is_open and request.user.has_perm("oncall.add_page") else ""
     if not pages:
         return format_html("<p>Nobody has been paged about this incident.</p>{}", form)
     return format_html(
@@ -73,5 +90,6 @@ def pages_html(incident) -> str:
 
 
 def register():
-    extensions.add_incident_panel("Pages", pages_html)
+    extensions.add_incident_panel("Escalation", escalation_section, with_request=True)
+    extensions.add_incident_panel("Pages", pages_html, with_request=True)
     extensions.add_escalation_policy_inline(EscalationStepInline)

@@ -14,6 +14,7 @@ SQLite) change the SQL, not the number of statements.
 """
 
 import json
+import re
 from datetime import date, time, timedelta
 
 import pytest
@@ -30,7 +31,7 @@ from integrations.models import Alert, InboundEvent
 from integrations.processing import process_event
 from notifications.models import NotificationSettings
 from notifications.sending import notification_outbox
-from oncall.models import Override, Page, PersonalNotification, Rotation, Schedule
+from oncall.models import Escalation, Override, Page, PersonalNotification, Rotation, Schedule
 from tests.conftest import api_client_for, make_user
 from tests.ingest_helpers import post_event
 
@@ -97,17 +98,23 @@ RESOLVING_QUERIES = 28
 #  6. how many incidents match the filters (the paginator)
 #  7. how many incidents there are in all (the "N total" the admin shows when filtered)
 #  8. the page of incidents, with service (select_related) and alert count (annotate)
-#  9-10. the date hierarchy: first and last date, then the days that have incidents
-INCIDENT_LIST_QUERIES = 10
+#  9. their assignees, for the "Assignees" column (prefetch_related: one query for the
+#  page, however many incidents it lists)
+#  10-11. the date hierarchy: first and last date, then the days that have incidents
+INCIDENT_LIST_QUERIES = 11
 # One incident's page as a Responder, who may see but not edit its fields:
-#  3. the incident, with service and alert count   4-5. permissions
-#  6. its tags   7. its timeline   8. its deliveries, with their destinations
-#  9. the people paged, with their users   10. the messages of those pages
-#  11. the people who can be paged (the "Page someone" choice)
-RESPONDER_INCIDENT_PAGE_QUERIES = 11
+#  3. the incident, with service, who acknowledged it and alert count
+#  4. its assignees (the "Assignees" field)   5-6. permissions
+#  7. its tags   8. its timeline   9. its deliveries, with their destinations
+#  10. the people paged, with their users   11. the messages of those pages (read once
+#  for the Escalation and Pages sections)   12. its escalation (the Escalation section:
+#  the policy's snapshot, the step, when the next is due; who the latest step paged is
+#  among 10.)   13. the people who can be paged (the "Page someone" choice)
+# (11 before escalations: 4. and 12. are the two sections' new facts, one query each.)
+RESPONDER_INCIDENT_PAGE_QUERIES = 13
 # As a Manager, who may edit them: the form adds one query per choice list:
-#  7-10. priorities, SLAs, escalation policies, tags (the incident's tags are 6.)
-MANAGER_INCIDENT_PAGE_QUERIES = 15
+#  8-11. priorities, SLAs, escalation policies, tags (the incident's tags are 7.)
+MANAGER_INCIDENT_PAGE_QUERIES = 17
 
 # The schedule list, signed in as a Manager (1-4 as for every admin page), then:
 #  5. the teams, for the "team" filter
@@ -228,13 +235,15 @@ def add_incidents(service, integration, count: int) -> Incident:
         Alert.objects.create(integration=integration, incident=incident,
                              message=f"Disk full on db-{number}", entity_id=f"db-{number}")
         lifecycle.add_note(incident, "Looking", actor=author)
+        incident.assignees.add(author)
         EscalationPolicy.objects.create(name=f"Policy {number}", team=service.team)
     return incident
 
 
 def crowd(incident, integration, count: int) -> None:
     """Give one incident `count` alerts, tags, notes by different people, deliveries to
-    different destinations and pages of different people: what its page lists."""
+    different destinations and pages of different people, made by an escalation step that
+    paged them all: what its page lists."""
     tags = Tag.objects.bulk_create(
         Tag(name=f"{incident.pk}-extra-{index}") for index in range(count))
     incident.tags.add(*tags)
@@ -244,7 +253,7 @@ def crowd(incident, integration, count: int) -> None:
     for index in range(count):
         author = User.objects.create(username=f"{incident.pk}-author-{index}")
         lifecycle.add_note(incident, f"Note {index}", actor=author)
-        page = Page.objects.create(incident=incident, user=author)
+        page = Page.objects.create(incident=incident, user=author, step=0)
         PersonalNotification.objects.create(
             page=page, incident=incident, user=author, kind="email", purpose="page",
             address=f"{author.username}@example.com", dedup_key=f"page:{page.pk}")
@@ -253,6 +262,11 @@ def crowd(incident, integration, count: int) -> None:
                     config={"url": f"https://hooks.example.com/{index}"})
         for index in range(count))
     incident.service.destinations.set(destinations)
+    Escalation.objects.create(
+        incident=incident, plan={"name": "Primary", "repeat": 0, "steps": [
+            {"delay_minutes": 5, "targets": []}]},
+        next_step=1, steps_run=1, last_step_at=timezone.now(),
+        next_due_at=timezone.now() + timedelta(minutes=5))
     # One delivery per destination, recorded the way every state change records them.
     assert lifecycle.acknowledge(incident)
     assert incident.deliveries.count() == count
@@ -270,6 +284,7 @@ def test_incident_list_costs_the_same_for_three_incidents_as_for_thirty(
         page = client.get(url)
     assert page.status_code == 200
     assert page.content.decode().count('name="_selected_action"') == MANY
+    assert page.content.decode().count('<td class="field-assignee_list">author-') == MANY
 
 
 @pytest.mark.parametrize("role, expected", [
@@ -293,6 +308,8 @@ def test_incident_page_costs_the_same_for_three_rows_as_for_thirty(
         page = client.get(reverse("admin:incidents_incident_change", args=[many.pk]))
     assert page.status_code == 200
     assert page.content.decode().count('<tr><td><a href="/admin/destinations/delivery/') == MANY
+    paged = re.search(r"<dt>Paged</dt><dd>(.*?)</dd>", page.content.decode()).group(1)
+    assert paged.count(f"{many.pk}-author-") == MANY
 
 
 def test_incidents_api_list_costs_the_same_for_three_incidents_as_for_thirty(
