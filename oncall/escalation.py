@@ -104,9 +104,11 @@ def run_escalation(incident_id: int) -> str:
     return run_step(incident_id)
 
 
-def run_step(incident_id: int, *, by_hand: bool = False, actor=None) -> str:
-    """Run the incident's next step if it is due (``by_hand``: now, whatever its time).
-    Returns what happened, for the task log. Exactly once: see the module docstring."""
+def run_step(incident_id: int, *, by_hand: bool = False, actor=None,
+             expected_steps_run: int | None = None) -> str:
+    """Run the incident's next step if it is due (``by_hand``: now, whatever its time;
+    ``expected_steps_run``: only if no step ran since the person looked). Returns what
+    happened, for the task log. Exactly once: see the module docstring."""
     now = timezone.now()
     with transaction.atomic():
         incident = (Incident.objects.select_for_update(of=("self",))
@@ -116,6 +118,8 @@ def run_step(incident_id: int, *, by_hand: bool = False, actor=None) -> str:
                                    .filter(pk=incident_id).first())
         if escalation is None:
             return "no escalation, or another worker has it"
+        if expected_steps_run is not None and escalation.steps_run != expected_steps_run:
+            return "a step ran meanwhile"
         if not by_hand and (escalation.status != Status.ACTIVE or escalation.next_due_at is None
                             or escalation.next_due_at > now):
             return "not due"
@@ -266,9 +270,11 @@ def stop(escalation: Escalation, why: str) -> None:
 
 # By hand --------------------------------------------------------------------------------
 
-def escalate_now(incident: Incident, *, actor=None) -> str:
+def escalate_now(incident: Incident, *, actor=None, expected_steps_run: int | None = None) -> str:
     """Run the incident's next step now (the admin's button, POST incidents/<id>/escalate/).
-    The escalation then goes on from there while the incident is triggered."""
+    The escalation then goes on from there while the incident is triggered. The button
+    passes ``expected_steps_run``, the count the person saw: pressed twice, or by two
+    people at once, it runs one step, not two levels."""
     if not incident.is_open:
         raise NoEscalation(f"Incident #{incident.number} is resolved: nobody is paged "
                            "about it.")
@@ -278,7 +284,11 @@ def escalate_now(incident: Incident, *, actor=None) -> str:
             raise NoEscalation(f"Incident #{incident.number} has no escalation policy (nor "
                                "has its service): page someone by hand instead.")
         Escalation.objects.get_or_create(incident=incident, defaults={"policy": policy})
-    outcome = run_step(incident.pk, by_hand=True, actor=actor)
+    outcome = run_step(incident.pk, by_hand=True, actor=actor,
+                       expected_steps_run=expected_steps_run)
+    if outcome == "a step ran meanwhile":
+        raise NoEscalation("A step ran since this page was shown (someone escalated, or its "
+                           "time came): nothing more was run. Look at the page again.")
     if outcome.startswith("no escalation"):
         raise NoEscalation("Another escalation of this incident is running; try again.")
     if outcome == "no steps":

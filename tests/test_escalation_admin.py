@@ -416,6 +416,18 @@ def test_administrator_lists_the_escalations(client, administrator, paged_incide
     assert Escalation.objects.get(pk=paged_incident.pk).status == "active"
 
 
+@pytest.mark.parametrize("role", ["responder", "manager"])
+def test_responders_and_managers_read_the_escalations_list_but_change_nothing(
+        client, request, role, paged_incident):
+    run_due_step(paged_incident)
+    client.force_login(request.getfixturevalue(role))
+    assert f"#{paged_incident.number} Disk full on db-1" in \
+        client.get(reverse("admin:oncall_escalation_changelist")).text
+    assert client.post(reverse("admin:oncall_escalation_change",
+                               args=[paged_incident.pk]), {"status": "stopped"}).status_code == 403
+    assert Escalation.objects.get(pk=paged_incident.pk).status == "active"
+
+
 def test_administrator_deletes_an_incident_with_its_escalation(client, administrator,
                                                                 paged_incident):
     client.force_login(administrator)
@@ -424,3 +436,22 @@ def test_administrator_deletes_an_incident_with_its_escalation(client, administr
     assert "<li>Escalations: 1</li>" in client.get(url).text
     client.post(url, {"post": "yes"})
     assert not Incident.objects.exists() and not Escalation.objects.exists()
+
+
+def test_escalate_now_pressed_twice_from_the_same_page_runs_one_step(
+        client, responder, olga, paged_incident):
+    run_due_step(paged_incident)
+    client.force_login(responder)
+    html = section(client, paged_incident)
+    seen = re.search(r'name="escalation_steps_seen" value="(\d+)"', html).group(1)
+    url = reverse("admin:oncall_escalation_escalate", args=[paged_incident.pk])
+
+    first = client.post(url, {"escalation_steps_seen": seen}, follow=True)
+    second = client.post(url, {"escalation_steps_seen": seen}, follow=True)
+
+    assert messages_of(first) == ["Ran step 2 of 2 of Primary, paged 1."]
+    assert messages_of(second) == [
+        "A step ran since this page was shown (someone escalated, or its time came): "
+        "nothing more was run. Look at the page again."]
+    assert Page.objects.filter(incident=paged_incident, step=1).count() == 1
+    assert Escalation.objects.get(pk=paged_incident.pk).steps_run == 2

@@ -124,14 +124,20 @@ def button_words(incident, row: Escalation | None) -> str:
 
 # The incident page's section ---------------------------------------------------------------
 
+# The button sends how many steps had run when the page was drawn: pressed twice, or by
+# two people at once, it runs one step (oncall.escalation.escalate_now).
+SEEN_FIELD = "escalation_steps_seen"
+
+
 def escalate_button(incident, row: Escalation | None):
     """A button of the incident page's own form, like "Page someone" (forms do not nest):
     ``formaction`` posts it to the escalate view, which reads no field."""
     return format_html(
         '<div class="tocsin-escalate-now"><button type="submit" class="button" '
-        'formaction="{}" formmethod="post" formnovalidate>Escalate now</button> '
-        '<span class="tocsin-escalation__hint">{}</span></div>',
-        reverse("admin:oncall_escalation_escalate", args=[incident.pk]),
+        'formaction="{}" formmethod="post" formnovalidate name="{}" value="{}">Escalate now'
+        '</button> <span class="tocsin-escalation__hint">{}</span></div>',
+        reverse("admin:oncall_escalation_escalate", args=[incident.pk]), SEEN_FIELD,
+        row.steps_run if row is not None else 0,
         button_words(incident, row))
 
 
@@ -266,7 +272,10 @@ class EscalationAdmin(ReadOnlyLogAdmin):
             return self._get_obj_does_not_exist_redirect(request, Incident._meta,
                                                          str(incident_id))
         try:
-            outcome = escalation.escalate_now(incident, actor=request.user)
+            seen = request.POST.get(SEEN_FIELD, "")
+            outcome = escalation.escalate_now(
+                incident, actor=request.user,
+                expected_steps_run=int(seen) if seen.isdigit() else None)
         except escalation.NoEscalation as problem:
             self.message_user(request, str(problem), messages.ERROR)
         else:
