@@ -37,7 +37,6 @@ from benchmarks.harness import BIN, BenchError, ScratchDatabase  # noqa: E402
 from benchmarks.ingest import log, percentile  # noqa: E402
 
 DB_NAME = "tocsin_processes_bench"
-DB_URL = f"postgres://postgres@127.0.0.1:5432/{DB_NAME}"
 # A Redis db of its own, so a run never mixes with another benchmark's queue (db 15).
 REDIS_URL = "redis://127.0.0.1:6379/11"
 STEPS = 3
@@ -57,25 +56,6 @@ def ping(url: str) -> str:
     with urllib.request.urlopen(url, timeout=10) as response:
         response.read()
     return "ok"
-
-
-class BenchDatabase(ScratchDatabase):
-    """The harness's scratch PostgreSQL database under this benchmark's own name, so it
-    never drops a database another benchmark is using."""
-
-    @property
-    def url(self) -> str:
-        return DB_URL
-
-    def create(self) -> None:
-        self._admin(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
-        self._admin(f"CREATE DATABASE {DB_NAME}")
-
-    def drop(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
-        self._admin(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
 
 
 class Sink:
@@ -190,7 +170,7 @@ class CpuSampler(threading.Thread):
     """Every half second: the clusters' CPU seconds so far, and their database backends'
     (summed over the backends' own lifetimes, by pid)."""
 
-    def __init__(self, clusters: Clusters, db: BenchDatabase):
+    def __init__(self, clusters: Clusters, db: ScratchDatabase):
         super().__init__(daemon=True)
         self.clusters, self.db = clusters, db
         self.samples: list[tuple[float, float, float]] = []  # (wall, clusters, database)
@@ -219,12 +199,12 @@ class CpuSampler(threading.Thread):
         return inside[-1][1] - inside[0][1], inside[-1][2] - inside[0][2]
 
 
-def bench_env(args) -> dict:
+def bench_env(args, database_url: str) -> dict:
     env = {key: value for key, value in os.environ.items()
            if not key.startswith(("DATABASE_URL", "REDIS_URL", "DJANGO_", "TOCSIN_"))}
     env.update(
         PATH=f"{BIN}:{env.get('PATH', '')}", SECRET_KEY=secrets.token_urlsafe(40),
-        DJANGO_SETTINGS_MODULE="tocsin.settings", DATABASE_URL=DB_URL, REDIS_URL=REDIS_URL,
+        DJANGO_SETTINGS_MODULE="tocsin.settings", DATABASE_URL=database_url, REDIS_URL=REDIS_URL,
         LOG_LEVEL="WARNING", DEBUG="false", TOCSIN_WORKERS=str(args.workers),
         # The ntfy "server" is the sink on 127.0.0.1.
         TOCSIN_ALLOW_PRIVATE_DESTINATIONS="true")
@@ -259,13 +239,13 @@ def main() -> int:
                      "1-8, deadline 61-1800")
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     workdir = Path(tempfile.mkdtemp(prefix="tocsin-bench-escalation-"))
-    env = bench_env(args)
+    db = ScratchDatabase("postgresql", workdir, DB_NAME)
+    env = bench_env(args, db.url)
     # This process opens the incidents (and queues their tasks) itself: the same database,
     # broker and SECRET_KEY as the workers, which must read what it signs.
     for key in [k for k in os.environ if k not in env]:
         del os.environ[key]
     os.environ.update(env)
-    db = BenchDatabase("postgresql", workdir)
     clusters = Clusters(env, workdir)
     ok, result = False, None
     try:
@@ -286,7 +266,8 @@ def main() -> int:
     finally:
         clusters.stop()
         forget_queue()
-        close_django()
+        if "django.db" in sys.modules:  # set up by run(): its connection must go first
+            sys.modules["django.db"].connections.close_all()
         db.drop()
         if ok:
             shutil.rmtree(workdir, ignore_errors=True)
@@ -298,12 +279,7 @@ def main() -> int:
     return 1 if failed else 0
 
 
-def close_django() -> None:
-    if "django.db" in sys.modules:
-        sys.modules["django.db"].connections.close_all()
-
-
-def run(args, db: BenchDatabase, clusters: Clusters) -> dict:
+def run(args, db: ScratchDatabase, clusters: Clusters) -> dict:
     """Set up, measure the baselines, open the incidents, wait for every step and the
     exhaustion, and read back what happened."""
     # Imported here, as in benchmarks/oncall.py: Django may be set up only once main()
