@@ -70,14 +70,18 @@ class ScratchDatabase:
     """A database made for one run and removed after it: a temp SQLite file or
     ``tocsin_bench`` on the local PostgreSQL server."""
 
-    def __init__(self, vendor: str, workdir: Path):
+    def __init__(self, vendor: str, workdir: Path, name: str = PG_BENCH_NAME):
         self.vendor = vendor
         self.path = workdir / "bench.sqlite3"
+        # PostgreSQL's database name: a benchmark that may run beside others takes its own.
+        self.name = name
         self._conn = None
 
     @property
     def url(self) -> str:
-        return f"sqlite:///{self.path}" if self.vendor == "sqlite" else PG_BENCH_URL
+        if self.vendor == "sqlite":
+            return f"sqlite:///{self.path}"
+        return PG_BENCH_URL.rsplit("/", 1)[0] + f"/{self.name}"
 
     def _admin(self, statement: str) -> None:
         import psycopg
@@ -87,15 +91,15 @@ class ScratchDatabase:
 
     def create(self) -> None:
         if self.vendor == "postgresql":
-            self._admin(f"DROP DATABASE IF EXISTS {PG_BENCH_NAME} WITH (FORCE)")
-            self._admin(f"CREATE DATABASE {PG_BENCH_NAME}")
+            self._admin(f"DROP DATABASE IF EXISTS {self.name} WITH (FORCE)")
+            self._admin(f"CREATE DATABASE {self.name}")
 
     def drop(self) -> None:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
         if self.vendor == "postgresql":
-            self._admin(f"DROP DATABASE IF EXISTS {PG_BENCH_NAME} WITH (FORCE)")
+            self._admin(f"DROP DATABASE IF EXISTS {self.name} WITH (FORCE)")
 
     def query(self, sql: str, params=()) -> list[tuple]:
         """Run one statement in autocommit on the benchmark's own connection."""

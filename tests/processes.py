@@ -12,11 +12,19 @@ import time
 import urllib.request
 from pathlib import Path
 
+from django.conf import settings
+
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 # Processes started by tests run with DEBUG off, like production, so they need a real key;
 # one per test run, shared by all of them (a web process and a worker must agree on it).
 SECRET_KEY = secrets.token_urlsafe(50)
+
+
+def database_url() -> str:
+    """The test database as a DATABASE_URL, for processes started against it (PostgreSQL)."""
+    db = settings.DATABASES["default"]
+    return f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
 def free_port() -> int:
