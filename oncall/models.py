@@ -175,6 +175,13 @@ class Page(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        constraints = [
+            # A step run pages each person once: the database refuses a second page, should
+            # two workers ever both believe the step is theirs (oncall/escalation.py).
+            models.UniqueConstraint(fields=["incident", "step", "loop", "user"],
+                                    condition=Q(step__isnull=False),
+                                    name="one_page_per_person_per_step_run"),
+        ]
 
     def __str__(self):
         return f"{self.user} paged for incident {self.incident_id}"

@@ -7,11 +7,12 @@ from datetime import timedelta
 
 import pytest
 from django.core import mail
+from django.db import IntegrityError, transaction
 
 from incidents.models import Incident
 from integrations.models import AlertRule
 from oncall import escalation
-from oncall.models import Escalation, EscalationStep, PersonalNotification
+from oncall.models import Escalation, EscalationStep, Page, PersonalNotification
 from tests.conftest import api_client_for, make_user
 from tests.escalation_helpers import (  # noqa: F401 (fixtures clock, portal_settings)
     contact,
@@ -342,3 +343,17 @@ def test_an_enabled_sms_rule_of_a_step_reaches_twilio(inline, clock, twilio, ser
     [request] = twilio.requests
     assert request.form["To"] == "+4915112345678"
     assert request.form["Body"].startswith(f"#{incident.number} Disk full on db-1 Ack: ")
+
+
+def test_the_database_refuses_a_second_page_of_one_person_for_one_step_run(
+        inline, clock, service, team, rita):
+    service.escalation_policy = make_policy(team, step(5, rita))
+    service.save()
+    incident = open_incident(inline, service)
+    assert pages(incident) == [("rita", 0, 0)]
+
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Page.objects.create(incident=incident, user=rita, step=0, loop=0)
+    # Pages by hand carry no step: as many as people ask for.
+    Page.objects.create(incident=incident, user=rita)
+    Page.objects.create(incident=incident, user=rita)

@@ -17,7 +17,6 @@ from django.utils import timezone
 
 from incidents import lifecycle
 from incidents.models import EscalationPolicy, Incident, Service, Team
-from oncall.escalation import run_due_escalations
 from oncall.models import ContactMethod, Escalation, EscalationStep, EscalationTarget, Page
 from tests.conftest import make_user
 from tests.processes import base_env, database_url, kill_group, start, stop, wait_for
@@ -322,23 +321,3 @@ def test_a_worker_killed_while_committing_a_step_leaves_it_done_and_its_messages
     assert pages(incident) == [(0, "ana"), (0, "ben")]
     escalation = Escalation.objects.get(incident=incident)
     assert (escalation.steps_run, escalation.next_step) == (1, 1)
-
-
-# BUG (oncall/escalation.py, not this file's to fix): run_due_escalations waits
-# min(next due - now, TIMER_POLL_SECONDS, left); a step that fails stays due in the past,
-# so the wait is 0 and the job retries it in a tight loop for the rest of its 55 s, a
-# traceback each time. Fixed, it would retry at most every TIMER_POLL_SECONDS (or a floor).
-@pytest.mark.xfail(strict=True, reason="BUG: the minute job spins on a step that fails")
-def test_a_step_that_keeps_failing_is_retried_at_a_bounded_pace_not_in_a_tight_loop(
-        team, ana, caplog):
-    incident = open_incident(team, policy_with_steps(team, [ana]))
-    # A plan the engine cannot read (a target naming nothing): every run of the step raises.
-    Escalation.objects.filter(pk=incident.pk).update(plan={
-        "policy": None, "name": "Broken", "repeat": 0, "page_drills": False,
-        "steps": [{"delay_minutes": 1, "targets": [{}]}]})
-
-    with caplog.at_level("ERROR", logger="oncall.escalation"):
-        run_due_escalations(seconds=3)
-
-    failures = [r for r in caplog.records if r.getMessage().startswith("Escalation of")]
-    assert 1 <= len(failures) <= 4, f"{len(failures)} attempts in 3 s"
