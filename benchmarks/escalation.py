@@ -13,7 +13,6 @@ to 127.0.0.1 only; the scratch database and the Redis db are emptied afterwards.
 """
 
 import argparse
-import contextlib
 import datetime
 import os
 import platform
@@ -33,7 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.harness import BIN, BenchError, ScratchDatabase  # noqa: E402
+from benchmarks.harness import BIN, BenchError, ScratchDatabase, stop_leaders  # noqa: E402
 from benchmarks.ingest import log, percentile  # noqa: E402
 
 DB_NAME = "tocsin_processes_bench"
@@ -141,16 +140,7 @@ class Clusters:
         return total / TICKS
 
     def stop(self) -> None:
-        # SIGTERM to each leader (qcluster stops its children), then SIGKILL what is left.
-        for process in self.processes:
-            if process.poll() is None:
-                process.terminate()
-        for process in self.processes:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                process.wait(timeout=20)
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
+        stop_leaders(self.processes)
 
     def log_errors(self) -> int:
         return sum(1 for path in self.workdir.glob("qcluster-*.log")

@@ -66,6 +66,21 @@ def forget_redis_queue() -> None:
         client.delete(name)
 
 
+def stop_leaders(processes: list[subprocess.Popen]) -> None:
+    """SIGTERM to each leader only: gunicorn's master and qcluster's parent then stop their
+    children in order (qcluster hangs when its children get SIGTERM directly). Whatever is
+    left in a leader's process group after that is killed."""
+    for process in processes:
+        if process.poll() is None:
+            process.terminate()
+    for process in processes:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=20)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+
+
 class ScratchDatabase:
     """A database made for one run and removed after it: a temp SQLite file or
     ``tocsin_bench`` on the local PostgreSQL server."""
@@ -197,18 +212,7 @@ class Stack:
         return f"http://127.0.0.1:{self.port}"
 
     def stop(self) -> None:
-        # SIGTERM to each leader only: gunicorn's master and qcluster's parent then stop
-        # their children in order (qcluster hangs when its children get SIGTERM directly).
-        # Whatever is left in the process group after that is killed.
-        for process in self.processes:
-            if process.poll() is None:
-                process.terminate()
-        for process in self.processes:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                process.wait(timeout=20)
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
+        stop_leaders(self.processes)
         self.processes = []
         if self.use_redis:
             forget_redis_queue()
