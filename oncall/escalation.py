@@ -21,6 +21,7 @@ import time
 from datetime import timedelta
 
 from django.contrib.auth import get_user_model
+from django.core.cache import cache
 from django.db import transaction
 from django.db.models import Min
 from django.utils import timezone
@@ -45,6 +46,10 @@ RUN_TASK = "oncall.escalation.run_escalation"
 # ran up to 7 s late (p99 in benchmarks/escalation.py); with 65 s the two overlap briefly
 # and every step ran within 0.3 s.
 TIMER_SECONDS = 65
+# The cache key naming the timer run that waits (its start, as a timestamp).
+WAITING_RUN_KEY = "oncall:escalation-timer:waiting-run"
+# A step that raised is tried again after this long.
+RETRY_FAILED_STEP_SECONDS = 30
 # While waiting, it looks again at least this often: a page made meanwhile may add a
 # message due sooner than anything it knew of.
 TIMER_POLL_SECONDS = 10
@@ -126,20 +131,26 @@ def run_step(incident_id: int, *, by_hand: bool = False, actor=None,
         if not by_hand and (escalation.status != Status.ACTIVE or escalation.next_due_at is None
                             or escalation.next_due_at > now):
             return "not due"
+        if incident.status == Incident.Status.RESOLVED and by_hand:
+            # Resolved while the button's request waited for the lock.
+            return "resolved"
         if not by_hand and incident.status != Incident.Status.TRIGGERED:
             stop(escalation, f"incident is {incident.status}")
             return "stopped"
         if escalation.plan is None or (by_hand and not escalation.steps_run
                                        and not escalation.steps and escalation.policy):
-            # Copied when the first step runs; a policy that had no steps then (so nothing
-            # ran) is read again when someone escalates by hand, steps added since count.
+            # Copied when the first step runs, a moment after the incident opened; a
+            # policy that had no steps then (so nothing ran) is read again when someone
+            # escalates by hand: steps added since count.
             escalation.plan = snapshot(escalation.policy) if escalation.policy else \
                 {"policy": None, "name": "(deleted)", "repeat": 0, "page_drills": False,
                  "steps": []}
-            paused = paging_paused(incident, escalation.plan)
-            if paused and not by_hand:
-                skip(escalation, incident, paused)
-                return "skipped"
+        # Asked before every step that runs by itself, so a pause (a maintenance window,
+        # next release) that begins between two steps stops the next one.
+        paused = paging_paused(incident, escalation.plan)
+        if paused and not by_hand:
+            skip(escalation, incident, paused)
+            return "skipped"
         return advance(escalation, incident, now=now, by_hand=by_hand, actor=actor)
 
 
@@ -289,6 +300,9 @@ def escalate_now(incident: Incident, *, actor=None, expected_steps_run: int | No
         Escalation.objects.get_or_create(incident=incident, defaults={"policy": policy})
     outcome = run_step(incident.pk, by_hand=True, actor=actor,
                        expected_steps_run=expected_steps_run)
+    if outcome == "resolved":
+        raise NoEscalation(f"Incident #{incident.number} is resolved: nobody is paged "
+                           "about it.")
     if outcome == "a step ran meanwhile":
         raise NoEscalation("A step ran since this page was shown (someone escalated, or its "
                            "time came): nothing more was run. Look at the page again.")
@@ -326,14 +340,16 @@ def on_incident_status(sender, incident: Incident, old_status, new_status, actor
 
 
 def cancel_waiting_messages(incident: Incident, new_status: str) -> int:
-    """Cancel the page messages not yet sent. An acknowledgement leaves the pages made
-    after it (a responder added by hand) to run until the incident is resolved."""
+    """Cancel the page messages not yet sent, every one that exists when the status
+    changes. Not compared by time: a step that held the incident's lock while the
+    acknowledgement waited for it made its pages a moment after the acknowledgement's
+    clock, and those must stop too. (An incident is acknowledged once, so pages made by
+    hand afterwards, to add a responder, are not here yet: they run until it is
+    resolved.)"""
     now = timezone.now()
     waiting = PersonalNotification.objects.filter(
         incident=incident, purpose=PersonalNotification.Purpose.PAGE,
         status=PersonalNotification.Status.PENDING).filter(unclaimed(now))
-    if new_status == Incident.Status.ACKNOWLEDGED:
-        waiting = waiting.filter(page__created_at__lte=incident.acknowledged_at or now)
     word = "resolved" if new_status == Incident.Status.RESOLVED else "acknowledged"
     return waiting.update(
         status=PersonalNotification.Status.CANCELLED, next_attempt_at=None,
@@ -366,17 +382,24 @@ def run_due(limit: int = 1000) -> int:
     for incident_id in due_ids(timezone.now(), limit):
         try:
             ran += run_step(incident_id).startswith("ran")
-        except Exception:
-            # One broken escalation must not hold up the others; it stays due.
+        except Exception as problem:
+            # One broken escalation must not hold up the others. It is tried again soon
+            # (the timer waits for it like any step), and says why on the incident page
+            # and the Escalations list, not only in the worker's log.
             logger.exception("Escalation of incident %s failed", incident_id)
+            Escalation.objects.filter(pk=incident_id, status=Status.ACTIVE).update(
+                next_due_at=timezone.now() + timedelta(seconds=RETRY_FAILED_STEP_SECONDS),
+                note=f"The step failed and is tried again every "
+                     f"{RETRY_FAILED_STEP_SECONDS} s: {problem.__class__.__name__}: "
+                     f"{problem}"[:255])
     return ran
 
 
 def next_due(now) -> object:
     """The earliest due time, after ``now``, of a running escalation or a waiting page
-    message. A step already past due was just tried by run_due (it failed, or another
-    worker has it): counting it would have the timer sleep 0 s and retry it for its whole
-    window; it is retried by the next minute's run."""
+    message. A step already past due was just tried by run_due (another worker has it, or
+    it failed and was given a later time): counting it would have the timer sleep 0 s and
+    try it again and again."""
     step = Escalation.objects.filter(status=Status.ACTIVE, next_due_at__gt=now) \
         .aggregate(at=Min("next_due_at"))
     message = PersonalNotification.objects.filter(
@@ -402,8 +425,14 @@ def run_due_escalations(seconds: float = TIMER_SECONDS, sleep=time.sleep) -> int
     """Every minute (tocsin/jobs.py): run the steps due now (the sweeper: nothing is left
     behind by a lost task or a killed worker), then wait for what falls due within
     ``seconds`` and run it on time. Returns when nothing more falls due in that time, so
-    an idle portal costs two queries a minute."""
+    an idle portal costs four small queries a minute.
+
+    One run waits at a time: a run about to wait marks itself as the waiting one (in the
+    shared cache), and an earlier run that finds a later one marked returns at its next
+    look. Two runs overlap only until then, so they never hold both of a cluster's two
+    default workers for long."""
     started = time.monotonic()
+    me = timezone.now().timestamp()
     looked = timezone.now() - timedelta(seconds=seconds + 30)
     ran = run_due()
     while True:
@@ -414,5 +443,17 @@ def run_due_escalations(seconds: float = TIMER_SECONDS, sleep=time.sleep) -> int
         upcoming = next_due(now)
         if left <= 0 or upcoming is None or (upcoming - now).total_seconds() > left:
             return ran
+        if not take_the_wait(me, left):
+            return ran
         sleep(max(0.0, min((upcoming - now).total_seconds(), TIMER_POLL_SECONDS, left)))
         ran += run_due()
+
+
+def take_the_wait(me: float, left: float) -> bool:
+    """Mark the run that started at ``me`` as the one waiting, unless a later run is.
+    Not atomic, nor need it be: two runs racing here both wait one more look at most."""
+    waiting = cache.get(WAITING_RUN_KEY)
+    if waiting is not None and waiting > me:
+        return False
+    cache.set(WAITING_RUN_KEY, me, timeout=left + TIMER_POLL_SECONDS)
+    return True

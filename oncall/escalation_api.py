@@ -40,6 +40,14 @@ class EscalationSerializer(serializers.ModelSerializer):
             else None
 
 
+class EscalateRequestSerializer(serializers.Serializer):
+    steps_run = serializers.IntegerField(
+        min_value=0, required=False,
+        help_text="The escalation's steps_run as you last saw it: when a step ran since "
+                  "(someone escalated, or its time came), nothing runs and the answer is "
+                  "409. Leave it out to run the next step whatever ran before.")
+
+
 class EscalateView(APIView):
     """Run the next step now; the escalation goes on from there while the incident is
     triggered. 409 when there is nothing to run (resolved, no policy, no steps)."""
@@ -49,15 +57,19 @@ class EscalateView(APIView):
     # oncall.add_page, as paging someone by hand does.
     queryset = Page.objects.none()
 
-    @extend_schema(request=None, responses=EscalationSerializer)
+    @extend_schema(request=EscalateRequestSerializer, responses=EscalationSerializer)
     def post(self, request, incident_pk: int):
         if not (request.user.has_perm("incidents.view_incident")
                 and request.user.has_perm("oncall.add_page")):
             raise PermissionDenied
         incident = get_object_or_404(Incident.objects.select_related(
             "service", "escalation_policy"), pk=incident_pk)
+        wanted = EscalateRequestSerializer(data=request.data)
+        wanted.is_valid(raise_exception=True)
         try:
-            outcome = escalation.escalate_now(incident, actor=request.user)
+            outcome = escalation.escalate_now(
+                incident, actor=request.user,
+                expected_steps_run=wanted.validated_data.get("steps_run"))
         except escalation.NoEscalation as problem:
             return Response({"detail": str(problem)}, status=status.HTTP_409_CONFLICT)
         state = EscalationSerializer(Escalation.objects.get(pk=incident.pk)).data

@@ -7,6 +7,7 @@ from types import SimpleNamespace
 import pytest
 from django.contrib.auth.models import User
 from django.core import mail
+from django.core.cache import cache
 from django.utils import timezone
 
 from incidents import lifecycle
@@ -66,6 +67,8 @@ def frozen_clock(monkeypatch):
     monkeypatch.setattr("django.utils.timezone.now", frozen.now)
     # Only the engine's own view of time.monotonic: pytest's timing keeps the real one.
     monkeypatch.setattr(escalation, "time", SimpleNamespace(monotonic=frozen.monotonic))
+    # No waiting timer run left over from another test (the cache outlives them).
+    cache.delete(escalation.WAITING_RUN_KEY)
     return frozen
 
 

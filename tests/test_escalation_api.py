@@ -7,6 +7,7 @@ import pytest
 from django.utils.dateparse import parse_datetime
 
 from incidents import lifecycle
+from incidents.models import Incident
 from oncall import escalation
 from oncall.models import Escalation
 from tests.conftest import api_client_for, make_user
@@ -269,3 +270,41 @@ def test_an_escalation_by_hand_names_who_asked_in_the_timeline_and_the_email(
     assert entry.actor == rita
     [email] = escalation_emails()
     assert "By: rita" in email.body
+
+
+def test_escalate_with_the_steps_run_seen_runs_one_step_when_sent_twice(three_steps, inline,
+                                                                         rita):
+    api = api_client_for(rita)
+    url = f"/api/v1/incidents/{three_steps.pk}/escalate/"
+    seen = escalation_of(three_steps).steps_run
+
+    first = inline(api.post, url, {"steps_run": seen}, format="json")
+    second = inline(api.post, url, {"steps_run": seen}, format="json")
+
+    assert first.status_code == 200 and first.json()["steps_run"] == seen + 1
+    assert second.status_code == 409
+    assert "A step ran since this page was shown" in second.json()["detail"]
+    assert pages(three_steps) == [("ann", 0, 0), ("bob", 1, 0)]
+
+
+@pytest.mark.parametrize("body", [{"steps_run": -1}, {"steps_run": "two"}, [1]])
+def test_escalate_with_a_malformed_body_is_400_and_runs_nothing(three_steps, inline, rita,
+                                                                  body):
+    response = inline(api_client_for(rita).post,
+                      f"/api/v1/incidents/{three_steps.pk}/escalate/", body, format="json")
+
+    assert response.status_code == 400
+    assert response.json()
+    assert pages(three_steps) == [("ann", 0, 0)]
+
+
+def test_escalating_an_incident_resolved_meanwhile_pages_nobody(three_steps, inline, rita):
+    # The button's request read the incident while it was open; it is resolved before
+    # the step takes the incident's lock.
+    lifecycle.resolve(Incident.objects.get(pk=three_steps.pk))
+    assert three_steps.is_open
+
+    with pytest.raises(escalation.NoEscalation, match="is resolved"):
+        inline(escalation.escalate_now, three_steps, actor=rita)
+
+    assert pages(three_steps) == [("ann", 0, 0)]

@@ -8,6 +8,7 @@ from datetime import timedelta
 import pytest
 from django.urls import reverse
 
+from incidents import lifecycle
 from oncall import escalation
 from oncall.acklinks import make_token
 from oncall.models import PersonalNotification
@@ -173,3 +174,19 @@ def test_a_step_due_when_the_incident_is_already_acknowledged_stops_instead(
     row = escalation_of(paged)
     assert (row.status, row.next_due_at) == ("stopped", None)
     assert clock.now() - row.last_step_at == timedelta(minutes=5)
+
+
+def test_an_acknowledgement_that_waited_for_a_running_step_still_stops_its_messages(
+        paged, clock, inline, twilio):
+    """The acknowledgement reads its clock, then waits for the incident's lock while a
+    step holds it: the step's pages are then a moment younger than the acknowledgement,
+    and their messages must stop all the same."""
+    clock.advance(seconds=-1)  # the acknowledgement's clock, read before the step's pages
+
+    assert inline(lifecycle.acknowledge, paged, actor=paged.pages.get().user)
+
+    sms = PersonalNotification.objects.get(incident=paged, kind="sms")
+    assert sms.status == "cancelled"
+    clock.advance(minutes=30)
+    assert inline(send_personal_notification, sms.pk) == "not due or already taken"
+    assert twilio.requests == []

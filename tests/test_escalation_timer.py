@@ -7,6 +7,7 @@ from datetime import time, timedelta
 
 import pytest
 from django.core import mail
+from django.core.cache import cache
 
 from oncall import escalation
 from oncall.models import PersonalNotification, Rotation, Schedule
@@ -119,11 +120,11 @@ def test_queue_due_messages_queues_only_pending_unclaimed_messages_due_since_the
     assert queued == [("oncall.sending.send_personal_notification", rows[2].pk)]
 
 
-def test_a_failing_step_waits_for_the_next_run_instead_of_spinning_the_timer(
+def test_a_failing_step_is_retried_every_30_seconds_and_says_why_instead_of_spinning(
         inline, clock, service, team, caplog):
     """Regression: an active escalation already past due (one whose step raised) counted as
     "falling due within the window", so the timer slept 0 s and retried it, logging the
-    traceback each time, for its whole 55-second window."""
+    traceback each time, for its whole window."""
     schedule = Schedule.objects.create(name="Primary", team=team, time_zone="UTC")
     Rotation.objects.create(schedule=schedule, name="Weeks", shift_kind="weekly",
                             handoff_date=(clock.now() - timedelta(days=7)).date(),
@@ -133,13 +134,39 @@ def test_a_failing_step_waits_for_the_next_run_instead_of_spinning_the_timer(
     service.escalation_policy = make_policy(team, step(5, schedule))
     service.save()
     incident = open_incident(inline, service)
-    due = escalation_of(incident).next_due_at
     clock.advance(seconds=1)
+    started = clock.now()
+
+    assert timer(inline, clock) == 0
+
+    # Tried at once, then 30 s later (looking every 10 s); the next try is past the
+    # 55-second window, left to the next run.
+    assert clock.slept == [10, 10, 10]
+    assert caplog.text.count(f"Escalation of incident {incident.pk} failed") == 2
+    row = escalation_of(incident)
+    assert (row.status, row.steps_run) == ("active", 0)
+    assert row.next_due_at == started + timedelta(seconds=60)
+    assert row.note.startswith("The step failed and is tried again every 30 s: ")
+
+
+def test_a_run_leaves_the_waiting_to_a_later_run(waiting, clock, inline):
+    """Two runs of the minute job overlap for a moment: the earlier one stops waiting as
+    soon as it sees a later one waiting, so two workers are not held asleep."""
+    clock.to(escalation_of(waiting).next_due_at - timedelta(seconds=25))
+    cache.set(escalation.WAITING_RUN_KEY, clock.now().timestamp() + 30)
 
     assert timer(inline, clock) == 0
 
     assert clock.slept == []
-    # Left due, for the next minute's run once someone fixes the schedule.
-    row = escalation_of(incident)
-    assert (row.status, row.next_due_at, row.steps_run) == ("active", due, 0)
-    assert caplog.text.count(f"Escalation of incident {incident.pk} failed") == 1
+    assert pages(waiting) == [("rita", 0, 0)]  # step 2 is the later run's
+
+
+def test_a_run_that_waits_says_so_for_later_runs(waiting, clock, inline):
+    clock.to(escalation_of(waiting).next_due_at - timedelta(seconds=25))
+    cache.set(escalation.WAITING_RUN_KEY, clock.now().timestamp() - 60)
+    started = clock.now().timestamp()
+
+    assert timer(inline, clock) == 1
+
+    assert clock.slept == [10, 10, 5]
+    assert cache.get(escalation.WAITING_RUN_KEY) == started

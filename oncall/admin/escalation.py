@@ -275,7 +275,9 @@ class EscalationAdmin(ReadOnlyLogAdmin):
             seen = request.POST.get(SEEN_FIELD, "")
             outcome = escalation.escalate_now(
                 incident, actor=request.user,
-                expected_steps_run=int(seen) if seen.isdigit() else None)
+                # isdecimal, not isdigit ("²" is a digit int() refuses); short, since a
+                # count is.
+                expected_steps_run=int(seen) if seen.isdecimal() and len(seen) < 10 else None)
         except escalation.NoEscalation as problem:
             self.message_user(request, str(problem), messages.ERROR)
         else:
