@@ -12,7 +12,7 @@ from django.utils import timezone
 from incidents import lifecycle
 from incidents.models import Incident
 from oncall import escalation
-from oncall.models import Escalation, Page
+from oncall.models import Escalation, Page, PersonalNotification
 from tests.escalation_helpers import make_policy, person, step
 from tests.parallel import in_parallel
 
@@ -109,6 +109,9 @@ def test_an_acknowledgement_racing_a_due_step_either_wins_or_comes_second(due):
         assert step_pages(due)[("max", 1, 0)] == 1
     else:
         assert stepped == "not due" and ("max", 1, 0) not in step_pages(due)
+    # Whichever came first, nothing is left to send: the step's messages (queued nowhere
+    # here) are cancelled with the rest, even when the acknowledgement waited for the step.
+    assert not PersonalNotification.objects.filter(incident=due, status="pending").exists()
 
 
 def test_many_rounds_of_timer_and_button_races_keep_every_step_paged_once(service, team):
