@@ -170,3 +170,12 @@ def test_a_run_that_waits_says_so_for_later_runs(waiting, clock, inline):
 
     assert clock.slept == [10, 10, 5]
     assert cache.get(escalation.WAITING_RUN_KEY) == started
+
+
+def test_a_cluster_with_one_worker_never_waits_in_the_timer(waiting, clock, inline, settings):
+    settings.Q_CLUSTER = {**settings.Q_CLUSTER, "workers": 1}
+    clock.to(escalation_of(waiting).next_due_at - timedelta(seconds=25))
+
+    assert timer(inline, clock) == 0
+
+    assert clock.slept == []
